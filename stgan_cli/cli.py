@@ -1,0 +1,38 @@
+"""The ``stgan`` command.  Importing this module must stay cheap: no torch, no OpenCV."""
+
+from __future__ import annotations
+
+import typer
+
+from . import __version__
+from .commands import composite as composite_cmd
+
+app = typer.Typer(
+    name="stgan",
+    help="Put an object into a photo so that it looks like it belongs there (ST-GAN, CVPR 2018).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"stgan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+):
+    """Put an object into a photo so that it looks like it belongs there (ST-GAN, CVPR 2018)."""
+
+
+app.command("composite", no_args_is_help=True)(composite_cmd.composite)
+
+
+def main() -> None:
+    app()

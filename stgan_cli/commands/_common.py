@@ -1,0 +1,76 @@
+"""What every command shares: error reporting, device choice, logging to stderr."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import typer
+
+from ..errors import StganError, UsageError
+
+
+def log(message: str) -> None:
+    """A line for the user on stderr (stdout is kept for results)."""
+    print(f"stgan: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message: str, code: int = 1):
+    print(f"stgan: error: {message}", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
+def friendly_errors(fn):
+    """Known errors become one line on stderr and an exit code; ``STGAN_DEBUG=1`` shows tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if os.environ.get("STGAN_DEBUG") == "1":
+            return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except StganError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper
+
+
+def resolve_device(name: str) -> str:
+    """``auto | cpu | cuda[:N] | mps`` to a torch device string that exists here."""
+    import torch
+
+    name = name.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError("--device mps: no Apple GPU (MPS) is available here")
+        return "mps"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: no CUDA device is available here")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise UsageError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
+        return name
+    raise UsageError(f"--device {name}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:
+    parts = [p for p in text.replace(" ", ",").split(",") if p]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise UsageError(f"{option} {text}: expected {count} comma-separated numbers")
+    return values

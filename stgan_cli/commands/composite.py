@@ -1,0 +1,151 @@
+"""``stgan composite FG BG --out OUT``: place, correct with ST-GAN, and composite at full resolution."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import friendly_errors, log, parse_numbers, resolve_device
+
+DEFAULT_MAX_PIXELS = 100_000_000  # mirrors imageio.DEFAULT_MAX_PIXELS without importing OpenCV
+
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="Registry name (indoor, glasses) or model folder. Default: indoor.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N] | mps")]
+
+
+@friendly_errors
+def composite(
+    fg: Annotated[str, typer.Argument(help="Foreground: RGBA cut-out (or RGB with --mask); a file, folder or quoted glob.")],
+    bg: Annotated[str, typer.Argument(help="Background photo; a file, folder or quoted glob.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output image, or output folder for many inputs.")],
+    mask: Annotated[Optional[str], typer.Option(
+        "--mask", help="Mask for an RGB foreground (1- or 3-channel, soft or binary); a folder pairs by name.")] = None,
+    model: ModelOpt = None,
+    box: Annotated[Optional[str], typer.Option(
+        "--box", help="Initial target box X1,Y1,X2,Y2 in background pixels; the object is fitted inside.")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="Initial centre CX,CY in background pixels.")] = None,
+    scale: Annotated[Optional[float], typer.Option(
+        "--scale", help="Initial object width as a fraction of the background width.")] = None,
+    init: Annotated[Optional[Path], typer.Option(
+        "--init", help="Start from a previous result's warp file (written by --save-warp).")] = None,
+    iterations: Annotated[Optional[int], typer.Option(
+        "--iterations", "-k", help="Use the first K generators (0: initial placement only, no model needed).")] = None,
+    save_warp: Annotated[bool, typer.Option("--save-warp", help="Write OUT.json with the homographies.")] = False,
+    save_mask: Annotated[bool, typer.Option("--save-mask", help="Write OUT_mask.png, the object's mask.")] = False,
+    steps: Annotated[Optional[Path], typer.Option(
+        "--steps", help="Folder for the composite after each iteration and a strip of them all.")] = None,
+    cross: Annotated[bool, typer.Option("--cross", help="With two folders: every foreground on every background.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="Output format for folders: png, jpg, webp, tif.")] = "png",
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that already exist.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (batch).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per network pass.", min=1)] = 8,
+    device: DeviceOpt = "auto",
+    max_pixels: Annotated[int, typer.Option(
+        "--max-pixels", help="Refuse images larger than this (decompression bombs).", min=1)] = DEFAULT_MAX_PIXELS,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout.")] = False,
+):
+    """Composite FG onto BG, its placement corrected by the model's generators."""
+    from ..errors import StganError, UsageError
+
+    if box and at:
+        raise UsageError("--box and --at both set the initial placement: give one")
+    if init and (box or at or scale is not None):
+        raise UsageError("--init already fixes the placement: drop --box/--at/--scale")
+    if skip_existing and overwrite:
+        raise UsageError("--skip-existing and --overwrite contradict each other")
+    if iterations is not None and iterations < 0:
+        raise UsageError("--iterations must be 0 or more")
+    if scale is not None and scale <= 0:
+        raise UsageError("--scale must be a positive fraction of the background width")
+
+    from .. import imageio, inputs, modelstore
+    from ..pipeline import Compositor, Options
+
+    items, batch, warnings = inputs.plan(fg, bg, out, mask, cross, fmt)
+    for w in warnings:
+        log(f"warning: {w}")
+    if batch:
+        out_dir = Path(out)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StganError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    for item in items:
+        imageio.output_format(item.out)
+
+    loaded = None
+    if iterations != 0 or model is not None:
+        loaded = modelstore.load(model, "cpu")
+        if iterations is not None and iterations > loaded.config.warps:
+            raise UsageError(f"--iterations {iterations}: the model has {loaded.config.warps} generators")
+        dev = resolve_device(device)
+        loaded.net.to(dev)
+        h, w = loaded.config.image_size
+        log(f"model {loaded.ref} ({loaded.config.warps} warps at {h}x{w}) on {dev}")
+    else:
+        dev = "cpu"
+    opts = Options(
+        iterations=iterations,
+        box=parse_numbers(box, 4, "--box") if box else None,
+        at=parse_numbers(at, 2, "--at") if at else None,
+        scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
+        max_pixels=max_pixels, batch_size=batch_size,
+    )
+    compositor = Compositor(loaded, opts, dev)
+
+    skipped = []
+    if batch and not overwrite:
+        existing = [it for it in items if it.out.exists()]
+        if existing and not skip_existing:
+            raise UsageError(f"{existing[0].out} already exists ({len(existing)} outputs do): "
+                             "use --overwrite or --skip-existing")
+        skipped = existing
+        items = [it for it in items if not it.out.exists()]
+
+    from ..pipeline import Result
+
+    def emit(res: Result):
+        if as_json:
+            print(json.dumps(res.to_json()), flush=True)
+        if res.status == "failed" and batch:
+            log(f"failed: {res.error}")
+
+    for it in skipped:
+        emit(Result(it, "skipped"))
+    results = _run_with_progress(compositor, items, emit, enabled=batch)
+
+    failed = [r for r in results if r.status == "failed"]
+    if not batch:
+        if failed:
+            from ._common import fail
+
+            fail(failed[0].error)
+        if not as_json:
+            log(f"wrote {results[0].item.out}")
+        return
+    done = len(results) - len(failed)
+    log(f"{done} composited, {len(skipped)} skipped, {len(failed)} failed -> {out}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_with_progress(compositor, items, emit, enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    show = enabled and console.is_terminal
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
+        task = progress.add_task("compositing", total=len(items))
+
+        def on_result(res):
+            emit(res)
+            progress.advance(task)
+
+        return compositor.run(items, on_result)

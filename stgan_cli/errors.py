@@ -1,0 +1,21 @@
+"""Errors a user can act on: each one is printed as a single line, without a traceback."""
+
+
+class StganError(Exception):
+    """A problem with the user's input or environment (exit code 1)."""
+
+    exit_code = 1
+
+
+class UsageError(StganError):
+    """The command line itself is wrong (exit code 2)."""
+
+    exit_code = 2
+
+
+def suggest(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` when a close match exists, else an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,236 @@
+"""Reading and writing images the way users' files actually are.
+
+Arrays are ``(H, W)`` or ``(H, W, C)`` in RGB / RGBA channel order, ``uint8`` or ``uint16`` as
+stored.  The format is detected from the bytes, never from the extension; EXIF orientation is
+applied; the ICC profile is carried to PNG and JPEG outputs; outputs are written to a temporary file
+and renamed, so a failure never leaves half an image behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import StganError
+
+DEFAULT_MAX_PIXELS = 100_000_000
+MIN_SIDE = 8
+WRITE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp", ".tif": ".tiff",
+                 ".tiff": ".tiff", ".bmp": ".bmp"}
+
+_MAGIC = [
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+]
+
+
+@dataclass
+class Picture:
+    pixels: np.ndarray
+    icc: bytes | None
+    format: str
+    path: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.pixels.shape[:2]
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.pixels.ndim == 2 else self.pixels.shape[2]
+
+    @property
+    def max_value(self) -> float:
+        return 65535.0 if self.pixels.dtype == np.uint16 else 255.0
+
+
+def sniff(data: bytes) -> str | None:
+    """Image format named by the file's first bytes, or None."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return None
+
+
+def _check_complete(data: bytes, fmt: str, path: str) -> None:
+    # Decoders return a grey-filled picture for a cut-off file instead of failing: check the end.
+    if fmt == "PNG" and b"IEND" not in data[-64:]:
+        raise StganError(f"{path}: truncated PNG (no IEND chunk at the end)")
+    if fmt == "JPEG" and data.rfind(b"\xff\xd9") < len(data) - 4096:
+        raise StganError(f"{path}: truncated JPEG (no end-of-image marker)")
+
+
+_ORIENT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, 1),
+}
+
+
+def _header(data: bytes, path: str):
+    """(width, height, EXIF orientation, ICC profile) from the header alone, without decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # the limit is ours (max_pixels), checked before decoding
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+            return im.size[0], im.size[1], orientation, im.info.get("icc_profile")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+        raise StganError(f"{path}: corrupt or unreadable image header ({exc})") from None
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """Decode an image file; raise :class:`StganError` naming the file on any problem."""
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise StganError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise StganError(f"{name}: is a folder, not an image") from None
+    except OSError as exc:
+        raise StganError(f"{name}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise StganError(f"{name}: empty file (0 bytes)")
+    fmt = sniff(data)
+    if fmt is None:
+        raise StganError(f"{name}: not an image (unrecognised content; PNG, JPEG, WebP, TIFF and BMP are read)")
+    _check_complete(data, fmt, name)
+    width, height, orientation, icc = _header(data, name)
+    if width * height > max_pixels:
+        raise StganError(f"{name}: {width}x{height} is {width * height / 1e6:.0f} MP, over the limit of "
+                         f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise StganError(f"{name}: corrupt {fmt} data (the decoder gave up)")
+    if pixels.dtype not in (np.uint8, np.uint16):
+        scale = 65535.0 if pixels.dtype.kind == "f" else 1.0
+        pixels = np.clip(pixels.astype(np.float64) * scale, 0, 65535).astype(np.uint16)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 3:
+        code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        pixels = cv2.cvtColor(pixels, code)
+    if orientation in _ORIENT:
+        pixels = np.ascontiguousarray(_ORIENT[orientation](pixels))
+    if min(pixels.shape[:2]) < MIN_SIDE:
+        raise StganError(f"{name}: image is {pixels.shape[1]}x{pixels.shape[0]}, too small "
+                         f"(at least {MIN_SIDE}x{MIN_SIDE} pixels)")
+    return Picture(pixels, icc, fmt, name)
+
+
+def to_unit_float(pixels: np.ndarray) -> np.ndarray:
+    """``uint8``/``uint16`` array to float32 in [0, 1]."""
+    return pixels.astype(np.float32) * (1.0 / (65535.0 if pixels.dtype == np.uint16 else 255.0))
+
+
+def mask_from_picture(pic: Picture) -> np.ndarray:
+    """A mask file as float32 ``(H, W)`` in [0, 1]: grey, RGB (channel mean) or RGBA (its alpha)."""
+    px = to_unit_float(pic.pixels)
+    if px.ndim == 2:
+        return px
+    if px.shape[2] == 4 and px[..., 3].min() < 1.0:
+        return np.ascontiguousarray(px[..., 3])
+    return px[..., :3].mean(2)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def _png_with_icc(png: bytes, icc: bytes) -> bytes:
+    body = b"ICC Profile\x00\x00" + zlib.compress(icc)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    at = 8 + 8 + 13 + 4  # signature + IHDR
+    return png[:at] + chunk + png[at:]
+
+
+def _jpeg_with_icc(jpg: bytes, icc: bytes) -> bytes:
+    size = 65519
+    parts = [icc[i:i + size] for i in range(0, len(icc), size)]
+    segs = b"".join(
+        b"\xff\xe2" + struct.pack(">H", 2 + 14 + len(part)) + b"ICC_PROFILE\x00" + bytes([i + 1, len(parts)]) + part
+        for i, part in enumerate(parts))
+    at = 2
+    if jpg[2:4] == b"\xff\xe0":  # keep JFIF's APP0 first, as the standard asks
+        at = 4 + struct.unpack(">H", jpg[4:6])[0]
+    return jpg[:at] + segs + jpg[at:]
+
+
+def output_format(path: str | os.PathLike) -> str:
+    ext = Path(path).suffix.lower()
+    if ext not in WRITE_FORMATS:
+        from .errors import UsageError
+
+        raise UsageError(f"{path}: unknown output format '{ext or '(none)'}'; use one of "
+                         f"{', '.join(sorted(set(WRITE_FORMATS)))}")
+    return WRITE_FORMATS[ext]
+
+
+def encode(pixels: np.ndarray, ext: str, icc: bytes | None = None, quality: int = 95) -> bytes:
+    """Encode RGB(A)/grey ``pixels`` for ``ext`` (".png", ".jpg", ...), downgrading what the format
+    cannot hold: JPEG and WebP get 8 bits and no alpha."""
+    if ext in (".jpg", ".webp"):
+        if pixels.dtype == np.uint16:
+            pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        if pixels.ndim == 3 and pixels.shape[2] == 4 and ext == ".jpg":
+            pixels = pixels[..., :3]
+    if pixels.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        pixels = cv2.cvtColor(np.ascontiguousarray(pixels), code)
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, quality], ".webp": [cv2.IMWRITE_WEBP_QUALITY, quality],
+              ".png": [cv2.IMWRITE_PNG_COMPRESSION, 1]}.get(ext, [])
+    ok, buf = cv2.imencode(ext, pixels, params)
+    if not ok:
+        raise StganError(f"could not encode the image as {ext}")
+    data = buf.tobytes()
+    if icc and ext == ".png":
+        data = _png_with_icc(data, icc)
+    elif icc and ext == ".jpg":
+        data = _jpeg_with_icc(data, icc)
+    return data
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
+    except FileNotFoundError:
+        raise StganError(f"{folder}: output folder does not exist") from None
+    except OSError as exc:
+        raise StganError(f"{folder}: cannot write there ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StganError(f"{path}: cannot write ({exc.strerror})") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, icc: bytes | None = None) -> None:
+    write_bytes_atomic(path, encode(pixels, output_format(path), icc))

@@ -1,0 +1,89 @@
+"""Turning FG/BG arguments (files, folders, quoted globs) into a list of composite items."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+from .errors import StganError, UsageError
+from .pipeline import Item
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+def is_glob(arg: str) -> bool:
+    return any(c in arg for c in "*?[")
+
+
+def expand(arg: str, role: str) -> tuple[list[Path], bool]:
+    """Files named by ``arg`` (sorted) and whether it named many (a folder or a glob)."""
+    if is_glob(arg) and not Path(arg).exists():
+        files = sorted(Path(p) for p in glob.glob(arg) if Path(p).is_file())
+        if not files:
+            raise StganError(f"{arg}: the pattern matches no {role} files")
+        return files, True
+    path = Path(arg)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise StganError(f"{arg}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files, True
+    if not path.exists():
+        raise StganError(f"{arg}: no such file or folder")
+    return [path], False
+
+
+def _mask_for(fg: Path, masks: list[Path], many_masks: bool) -> Path | None:
+    if not many_masks:
+        return masks[0]
+    by_stem = {m.stem: m for m in masks}
+    return by_stem.get(fg.stem) or by_stem.get(fg.stem + "_mask")
+
+
+def plan(fg_arg: str, bg_arg: str, out: str, mask_arg: str | None = None, cross: bool = False,
+         fmt: str = "png") -> tuple[list[Item], bool, list[str]]:
+    """Items to composite, whether this is a batch, and warnings (unpaired files).
+
+    One foreground with a folder of backgrounds (or the reverse) names outputs after the folder's
+    files; two folders pair files by stem, or with ``cross`` make every combination.
+    """
+    fgs, fg_many = expand(fg_arg, "foreground")
+    bgs, bg_many = expand(bg_arg, "background")
+    masks, mask_many = expand(mask_arg, "mask") if mask_arg else ([], False)
+    if mask_many and not fg_many:
+        raise UsageError("--mask is a folder but the foreground is a single file")
+    batch = fg_many or bg_many
+    warnings: list[str] = []
+    if not batch:
+        return [Item(fgs[0], bgs[0], Path(out), masks[0] if masks else None)], False, warnings
+
+    out_dir = Path(out)
+    if out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir():
+        raise UsageError(f"--out {out}: for many inputs --out is a folder, not an image file")
+    ext = "." + fmt.lower().lstrip(".")
+    pairs: list[tuple[Path, Path, str]] = []
+    if fg_many and bg_many and not cross:
+        bg_by_stem = {b.stem: b for b in bgs}
+        for f in fgs:
+            if f.stem in bg_by_stem:
+                pairs.append((f, bg_by_stem[f.stem], f.stem))
+            else:
+                warnings.append(f"{f}: no background with the same name; skipped (use --cross for every pair)")
+        unused = sorted(set(bg_by_stem) - {f.stem for f in fgs})
+        warnings += [f"{bg_by_stem[s]}: no foreground with the same name; skipped" for s in unused]
+    elif fg_many and bg_many:
+        pairs = [(f, b, f"{f.stem}__{b.stem}") for f in fgs for b in bgs]
+    elif bg_many:
+        pairs = [(fgs[0], b, b.stem) for b in bgs]
+    else:
+        pairs = [(f, bgs[0], f.stem) for f in fgs]
+    items = []
+    for f, b, stem in pairs:
+        mask = _mask_for(f, masks, mask_many) if masks else None
+        if masks and mask is None:
+            warnings.append(f"{f}: no mask with the same name in {mask_arg}; the foreground's alpha is used")
+        items.append(Item(f, b, out_dir / f"{stem}{ext}", mask))
+    if not items:
+        raise StganError("no foreground and background share a file name; use --cross for every pair")
+    return items, True, warnings

@@ -1,0 +1,199 @@
+"""Model folders: ``config.yaml`` + ``model.safetensors`` (float16) + ``README.md`` card.
+
+A model is referred to by a registry name (``indoor`` means ``models/indoor/``) or a folder path.
+Weights load with strict key and shape checks; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import StganError, suggest
+
+DEFAULT_MODEL = "indoor"
+CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.yaml", "model.safetensors", "README.md"
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    name: str
+    description: str
+
+
+REGISTRY = {
+    "indoor": RegistryEntry("indoor", "furniture in rooms; trained on generated indoor scenes (default)"),
+    "glasses": RegistryEntry("glasses", "eyeglasses on faces"),
+}
+
+
+def models_dir() -> Path:
+    """Where registry names resolve: ``$STGAN_MODELS_DIR`` or the project's ``models/``."""
+    env = os.environ.get("STGAN_MODELS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass
+class Placement:
+    """Where a cut-out goes when the user gives no box: centre as fractions of the background
+    ``(x, y)`` and object width as a fraction of the background width."""
+
+    center: tuple[float, float] = (0.5, 0.6)
+    scale: float = 0.4
+
+
+@dataclass
+class ModelConfig:
+    name: str = "unnamed"
+    image_size: tuple[int, int] = (120, 160)  # (height, width) the generators run at
+    warps: int = 5
+    domain: str = "generic"  # indoor | glasses | generic
+    discriminator: bool = True  # whether model.safetensors keeps D (for realism scores)
+    placement: Placement = field(default_factory=Placement)
+    provenance: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "ModelConfig":
+        if not isinstance(data, dict):
+            raise StganError(f"{source}: expected a mapping of settings")
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in names:
+                raise StganError(f"{source}: unknown key '{key}'{suggest(key, names)}")
+        data = dict(data)
+        place = data.pop("placement", None) or {}
+        pnames = {f.name for f in dataclasses.fields(Placement)}
+        for key in place:
+            if key not in pnames:
+                raise StganError(f"{source}: unknown key 'placement.{key}'{suggest(key, pnames)}")
+        try:
+            cfg = cls(**data, placement=Placement(**place))
+            cfg.image_size = tuple(int(v) for v in cfg.image_size)
+            cfg.placement.center = tuple(float(v) for v in cfg.placement.center)
+            if len(cfg.image_size) != 2 or min(cfg.image_size) < 32 or int(cfg.warps) < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise StganError(f"{source}: image_size must be two numbers >= 32 and warps >= 1") from None
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size)
+        d["placement"]["center"] = list(self.placement.center)
+        return d
+
+
+@dataclass
+class LoadedModel:
+    config: ModelConfig
+    net: "object"  # nets.STGAN, typed loosely so this module imports without torch
+    path: Path
+    ref: str
+
+
+def resolve(ref: str | None) -> Path:
+    """Folder of the model called ``ref`` (registry name or path); clear errors for everything else."""
+    ref = ref or DEFAULT_MODEL
+    path = Path(ref).expanduser()
+    if ref in REGISTRY and not path.exists():
+        folder = models_dir() / ref
+        if not folder.is_dir():
+            hint = "train one with `stgan train`, or pass --model FOLDER"
+            if ref == DEFAULT_MODEL:
+                raise StganError(f"no default model is installed yet ({folder} is missing): {hint}")
+            raise StganError(f"model '{ref}' is not installed ({folder} is missing): {hint}")
+        return folder
+    if not path.exists():
+        looks_like_path = os.sep in ref or ref.startswith(".") or Path(ref).suffix
+        if looks_like_path:
+            raise StganError(f"{ref}: no such model folder")
+        raise StganError(f"unknown model '{ref}'{suggest(ref, REGISTRY)}; known: {', '.join(REGISTRY)}")
+    if path.is_file():
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if path.suffix in {".pt", ".pth", ".ckpt", ".pkl", ".bin"} or head[:1] == b"\x80" or head[:2] == b"PK":
+            raise StganError(f"{ref}: looks like a pickled PyTorch file; stgan never unpickles models, "
+                             "give a model folder (config.yaml + model.safetensors)")
+        raise StganError(f"{ref}: is a file, not a model folder (config.yaml + model.safetensors)")
+    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (path / f).is_file()]
+    if missing:
+        raise StganError(f"{ref}: not a model folder (missing {' and '.join(missing)})")
+    return path
+
+
+def read_config(folder: Path) -> ModelConfig:
+    import yaml
+
+    cfg_path = folder / CONFIG_FILE
+    try:
+        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise StganError(f"{cfg_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return ModelConfig.from_dict(data or {}, str(cfg_path))
+
+
+def build(config: ModelConfig):
+    from . import nets
+
+    return nets.STGAN(config.warps, config.image_size, discriminator=config.discriminator)
+
+
+def load(ref: str | None, device: str = "cpu") -> LoadedModel:
+    """Load a model strictly: every tensor present, of the right shape, nothing extra."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = resolve(ref)
+    config = read_config(folder)
+    net = build(config)
+    weights_path = folder / WEIGHTS_FILE
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise StganError(f"{weights_path}: not a readable safetensors file ({exc})") from None
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        what = f"missing tensor '{missing[0]}'" if missing else f"unexpected tensor '{extra[0]}'"
+        more = len(missing) + len(extra) - 1
+        raise StganError(f"{weights_path}: does not match config.yaml ({what}"
+                         f"{f' and {more} more' if more else ''})")
+    for key, value in tensors.items():
+        if value.shape != expected[key].shape:
+            raise StganError(f"{weights_path}: tensor '{key}' has shape {tuple(value.shape)}, "
+                             f"config.yaml needs {tuple(expected[key].shape)}")
+    net.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    net.eval().requires_grad_(False)
+    return LoadedModel(config, net.to(torch.device(device)), folder, ref or DEFAULT_MODEL)
+
+
+def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
+    """Write a model folder (weights in float16). Each file lands whole or not at all."""
+    import torch
+    import yaml
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in net.state_dict().items()}
+
+    def write(name, writer):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            writer(tmp)
+            os.replace(tmp, folder / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    write(WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata={"format": "pt", "library": "stgan"}))
+    write(CONFIG_FILE, lambda p: Path(p).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False)))
+    write(CARD_FILE, lambda p: Path(p).write_text(card, encoding="utf-8"))
+    return folder

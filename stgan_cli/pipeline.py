@@ -1,0 +1,262 @@
+"""The composite job: load inputs, run the generators in batches at low resolution, write outputs.
+
+Decoding and encoding run on a small thread pool (OpenCV releases the GIL) while the network runs
+on the main thread; one failing item never stops the others and never leaves a partial output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import compositing, geometry, imageio
+from .errors import StganError
+from .modelstore import LoadedModel, Placement
+
+
+@dataclass
+class Item:
+    """One composite to make: foreground (+ mask) over background into ``out``."""
+
+    fg: Path
+    bg: Path
+    out: Path
+    mask: Path | None = None
+
+
+@dataclass
+class Options:
+    iterations: int | None = None  # None: all of the model's generators
+    box: tuple[float, float, float, float] | None = None
+    at: tuple[float, float] | None = None
+    scale: float | None = None
+    init: Path | None = None
+    save_warp: bool = False
+    save_mask: bool = False
+    steps_dir: Path | None = None
+    max_pixels: int = imageio.DEFAULT_MAX_PIXELS
+    batch_size: int = 8
+
+
+@dataclass
+class Prepared:
+    item: Item
+    bg: imageio.Picture
+    cutout: compositing.Cutout
+    bg_from_fg_init: np.ndarray
+    bg_low: np.ndarray | None = None
+    fg_low: np.ndarray | None = None
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    item: Item
+    status: str  # ok | failed | skipped
+    error: str | None = None
+    homography: list | None = None
+    timings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = {"foreground": str(self.item.fg), "background": str(self.item.bg), "output": str(self.item.out),
+             "status": self.status}
+        if self.error:
+            d["error"] = self.error
+        if self.homography is not None:
+            d["homography"] = self.homography
+        if self.timings:
+            d["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
+        return d
+
+
+def sidecar_path(out: Path) -> Path:
+    return out.with_suffix(".json")
+
+
+def mask_path(out: Path) -> Path:
+    return out.with_name(out.stem + "_mask.png")
+
+
+def read_init(path: Path, fg_size, bg_size) -> np.ndarray:
+    """``bg_from_fg`` from a sidecar written by ``--save-warp``, rescaled if the background's size changed."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        m = np.array(data["homography"], dtype=np.float64).reshape(3, 3)
+        saved_fg = (data["foreground_size"]["height"], data["foreground_size"]["width"])
+        saved_bg = (data["background_size"]["height"], data["background_size"]["width"])
+    except FileNotFoundError:
+        raise StganError(f"{path}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StganError(f"{path}: not a stgan warp file ({type(exc).__name__}: {exc})") from None
+    if tuple(saved_fg) != tuple(fg_size):
+        raise StganError(f"{path}: was made for a {saved_fg[1]}x{saved_fg[0]} foreground, "
+                         f"this one is {fg_size[1]}x{fg_size[0]}")
+    return geometry.rescale_homography(saved_bg, bg_size) @ m
+
+
+class Compositor:
+    def __init__(self, model: LoadedModel | None, options: Options, device: str = "cpu"):
+        self.model, self.opt, self.device = model, options, device
+        if model is None and options.iterations not in (0,):
+            raise ValueError("a model is needed unless iterations == 0")
+        self.iterations = 0 if model is None else (model.config.warps if options.iterations is None
+                                                   else options.iterations)
+        self.placement = model.config.placement if model else Placement()
+
+    # --- stages --------------------------------------------------------------------------------
+
+    def prepare(self, item: Item) -> Prepared:
+        t0 = time.perf_counter()
+        fg = imageio.read_image(item.fg, self.opt.max_pixels)
+        mask = imageio.read_image(item.mask, self.opt.max_pixels) if item.mask else None
+        bg = imageio.read_image(item.bg, self.opt.max_pixels)
+        if bg.channels in (1, 3):
+            bg.pixels = compositing.as_rgb(bg.pixels)
+        cutout = compositing.make_cutout(fg, mask)
+        t1 = time.perf_counter()
+        bg_from_fg = self.initial_placement(cutout, bg.size)
+        prep = Prepared(item, bg, cutout, bg_from_fg, timings={"load": t1 - t0})
+        if self.iterations > 0:
+            size = self.model.config.image_size
+            prep.bg_low, prep.fg_low = compositing.lowres_inputs(bg.pixels[..., :3], cutout, bg_from_fg, size)
+        prep.timings["lowres"] = time.perf_counter() - t1
+        return prep
+
+    def initial_placement(self, cutout: compositing.Cutout, bg_size) -> np.ndarray:
+        o = self.opt
+        if o.init is not None:
+            return read_init(o.init, cutout.source_size, bg_size)
+        if o.box is not None:
+            compositing.check_box(o.box, bg_size)
+            return compositing.place_in_box(cutout, o.box)
+        if o.at is not None:
+            scale = o.scale if o.scale is not None else self.placement.scale
+            return compositing.place_at(cutout, o.at, scale * bg_size[1] / cutout.width)
+        if tuple(cutout.source_size) == tuple(bg_size) and o.scale is None:
+            return np.eye(3)  # a canvas the size of the background is already placed
+        scale = o.scale if o.scale is not None else self.placement.scale
+        return compositing.place_scaled(cutout, bg_size, self.placement.center, scale)
+
+    def predict(self, batch: list[Prepared]) -> list[np.ndarray]:
+        """Warp parameters of every item after each iteration: a ``(K + 1, 8)`` array per item."""
+        if self.iterations == 0:
+            return [np.zeros((1, 8)) for _ in batch]
+        import torch
+
+        t0 = time.perf_counter()
+        bg = torch.from_numpy(np.stack([p.bg_low for p in batch])).permute(0, 3, 1, 2).to(self.device)
+        fg = torch.from_numpy(np.stack([p.fg_low for p in batch])).permute(0, 3, 1, 2).to(self.device)
+        with torch.inference_mode():
+            pred = self.model.net(bg, fg, iterations=self.iterations)
+        params = torch.stack(pred.params, 1).double().cpu().numpy()
+        dt = (time.perf_counter() - t0) / len(batch)
+        for p in batch:
+            p.timings["network"] = dt
+        return list(params)
+
+    def finish(self, prep: Prepared, params: np.ndarray) -> Result:
+        t0 = time.perf_counter()
+        item, bg_size = prep.item, prep.bg.size
+        homs = [geometry.bg_from_fg_pixels(p, bg_size, prep.bg_from_fg_init) for p in params]
+        out, alpha = compositing.composite(prep.bg.pixels, prep.cutout, homs[-1])
+        t1 = time.perf_counter()
+        imageio.write_image(item.out, out, prep.bg.icc)
+        if self.opt.save_mask:
+            top = 65535 if out.dtype == np.uint16 else 255
+            imageio.write_image(mask_path(item.out), np.round(alpha * top).astype(out.dtype))
+        if self.opt.save_warp:
+            imageio.write_bytes_atomic(sidecar_path(item.out), json.dumps(
+                self.sidecar(prep, params, homs), indent=2).encode())
+        if self.opt.steps_dir is not None:
+            self.write_steps(prep, homs, out)
+        t2 = time.perf_counter()
+        timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
+        return Result(item, "ok", homography=homs[-1].tolist(), timings=timings)
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    def sidecar(self, prep: Prepared, params: np.ndarray, homs: list[np.ndarray]) -> dict:
+        fh, fw = prep.cutout.source_size
+        bh, bw = prep.bg.size
+        return {
+            "homography": homs[-1].tolist(),
+            "iterations": [m.tolist() for m in homs[1:]],
+            "initial_homography": homs[0].tolist(),
+            "params": [p.tolist() for p in params],
+            "model": None if self.model is None else {"ref": self.model.ref, "path": str(self.model.path),
+                                                      "warps": self.model.config.warps},
+            "foreground": str(prep.item.fg),
+            "background": str(prep.item.bg),
+            "foreground_size": {"height": fh, "width": fw},
+            "background_size": {"height": bh, "width": bw},
+            "convention": "homography maps foreground pixel (x, y, 1) to background pixels; "
+                          "pixel centres at integer coordinates",
+        }
+
+    def write_steps(self, prep: Prepared, homs: list[np.ndarray], final: np.ndarray) -> None:
+        folder = self.opt.steps_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StganError(f"{folder}: cannot create the steps folder ({exc.strerror})") from None
+        stem, ext = prep.item.out.stem, prep.item.out.suffix or ".png"
+        frames = []
+        for i, m in enumerate(homs):
+            img = final if i == len(homs) - 1 else compositing.composite(prep.bg.pixels, prep.cutout, m)[0]
+            imageio.write_image(folder / f"{stem}_step{i}{ext}", img, prep.bg.icc)
+            frames.append(img)
+        imageio.write_image(folder / f"{stem}_steps.png", compositing.strip(frames), prep.bg.icc)
+
+    # --- driver --------------------------------------------------------------------------------
+
+    def run(self, items: list[Item], on_result=None, workers: int = 2) -> list[Result]:
+        """Composite every item, calling ``on_result(result)`` as each finishes (in order)."""
+        results: list[Result] = []
+
+        def guarded(fn, item, *args):
+            try:
+                return fn(*args)
+            except StganError as exc:
+                return Result(item, "failed", error=str(exc))
+            except MemoryError:
+                return Result(item, "failed", error=f"{item.bg}: out of memory")
+
+        def report(res):
+            results.append(res)
+            if on_result:
+                on_result(res)
+
+        step = max(1, self.opt.batch_size)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = []
+            for start in range(0, len(items), step):
+                chunk = items[start:start + step]
+                prepared = list(pool.map(lambda it: guarded(self.prepare, it, it), chunk))
+                ok = [p for p in prepared if isinstance(p, Prepared)]
+                params = iter(self.predict(ok) if ok else [])
+                for fut in pending:  # bound memory: the previous chunk is written before this one queues
+                    report(fut.result())
+                pending = []
+                for p in prepared:
+                    if isinstance(p, Result):
+                        pending.append(_done(p))
+                    else:
+                        pending.append(pool.submit(guarded, self.finish, p.item, p, next(params)))
+            for fut in pending:
+                report(fut.result())
+        return results
+
+
+class _done:
+    """A finished result that quacks like a future."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
