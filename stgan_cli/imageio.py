@@ -70,7 +70,8 @@ def _check_complete(data: bytes, fmt: str, path: str) -> None:
     # Decoders return a grey-filled picture for a cut-off file instead of failing: check the end.
     if fmt == "PNG" and b"IEND" not in data[-64:]:
         raise StganError(f"{path}: truncated PNG (no IEND chunk at the end)")
-    if fmt == "JPEG" and data.rfind(b"\xff\xd9") < len(data) - 4096:
+    end = data.rfind(b"\xff\xd9")
+    if fmt == "JPEG" and (end < 0 or end < len(data) - 4096):
         raise StganError(f"{path}: truncated JPEG (no end-of-image marker)")
 
 
