@@ -140,14 +140,25 @@ def to_unit_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) * (1.0 / (65535.0 if pixels.dtype == np.uint16 else 255.0))
 
 
+JPEG_MASK_NOISE = 8 / 255
+
+
 def mask_from_picture(pic: Picture) -> np.ndarray:
-    """A mask file as float32 ``(H, W)`` in [0, 1]: grey, RGB (channel mean) or RGBA (its alpha)."""
+    """A mask file as float32 ``(H, W)`` in [0, 1]: grey, RGB (channel mean) or RGBA (its alpha).
+
+    JPEG masks carry compression noise around edges and in flat areas; values within a few levels
+    of 0 or 1 are snapped so the noise does not paint a faint ghost of the whole box.
+    """
     px = to_unit_float(pic.pixels)
     if px.ndim == 2:
-        return px
-    if px.shape[2] == 4 and px[..., 3].min() < 1.0:
-        return np.ascontiguousarray(px[..., 3])
-    return px[..., :3].mean(2)
+        mask = px
+    elif px.shape[2] == 4 and px[..., 3].min() < 1.0:
+        mask = np.ascontiguousarray(px[..., 3])
+    else:
+        mask = px[..., :3].mean(2)
+    if pic.format == "JPEG":
+        mask = np.where(mask < JPEG_MASK_NOISE, 0, np.where(mask > 1 - JPEG_MASK_NOISE, 1, mask)).astype(np.float32)
+    return mask
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -62,6 +61,8 @@ def composite(
         raise UsageError("--iterations must be 0 or more")
     if scale is not None and scale <= 0:
         raise UsageError("--scale must be a positive fraction of the background width")
+    box_xyxy = parse_numbers(box, 4, "--box") if box else None
+    at_xy = parse_numbers(at, 2, "--at") if at else None
 
     from .. import imageio, inputs, modelstore
     from ..pipeline import Compositor, Options
@@ -91,8 +92,8 @@ def composite(
         dev = "cpu"
     opts = Options(
         iterations=iterations,
-        box=parse_numbers(box, 4, "--box") if box else None,
-        at=parse_numbers(at, 2, "--at") if at else None,
+        box=box_xyxy,
+        at=at_xy,
         scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
         max_pixels=max_pixels, batch_size=batch_size,
     )
