@@ -198,7 +198,8 @@ def lowres_inputs(bg_rgb: np.ndarray, cutout: Cutout, bg_from_fg: np.ndarray, si
     """What the generators see: the background resized to ``size`` (float32 RGB) and the cut-out
     placed by ``bg_from_fg`` on a canvas of that size (premultiplied float32 RGBA)."""
     bg_size = bg_rgb.shape[:2]
-    bg_low = cv2.resize(to_unit_float(bg_rgb), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    # Resize before converting: converting a 4K frame to float costs more than the network.
+    bg_low = to_unit_float(cv2.resize(bg_rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA))
     low_from_crop = rescale_homography(bg_size, size) @ bg_from_fg @ cutout.fg_from_crop
     fg_low = warp_premultiplied(cutout.rgba, low_from_crop, size)
     return bg_low, fg_low

@@ -86,12 +86,28 @@ class ModelConfig:
         return d
 
 
-@dataclass
 class LoadedModel:
-    config: ModelConfig
-    net: "object"  # nets.STGAN, typed loosely so this module imports without torch
-    path: Path
-    ref: str
+    """A model folder whose config is read; the weights load on first use of :attr:`net`.
+
+    Reading the config is cheap, so a command can start decoding images while torch imports and
+    the weights load.
+    """
+
+    def __init__(self, config: ModelConfig, path: Path, ref: str, device: str = "cpu"):
+        self.config, self.path, self.ref, self.device = config, path, ref, device
+        self._net = None
+
+    @property
+    def net(self):
+        if self._net is None:
+            self._net = load_weights(self.config, self.path).to(self.device)
+        return self._net
+
+    def to(self, device: str) -> "LoadedModel":
+        self.device = device
+        if self._net is not None:
+            self._net.to(device)
+        return self
 
 
 def resolve(ref: str | None) -> Path:
@@ -141,15 +157,27 @@ def build(config: ModelConfig):
     return nets.STGAN(config.warps, config.image_size, discriminator=config.discriminator)
 
 
+def open_model(ref: str | None) -> LoadedModel:
+    """Resolve ``ref`` and read its config; weights load lazily (see :class:`LoadedModel`)."""
+    folder = resolve(ref)
+    return LoadedModel(read_config(folder), folder, ref or DEFAULT_MODEL)
+
+
 def load(ref: str | None, device: str = "cpu") -> LoadedModel:
-    """Load a model strictly: every tensor present, of the right shape, nothing extra."""
+    """Open a model and load its weights now (strictly)."""
+    model = open_model(ref).to(device)
+    model.net
+    return model
+
+
+def load_weights(config: ModelConfig, folder: Path):
+    """An STGAN network with the folder's weights: every tensor present, of the right shape, nothing extra."""
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    folder = resolve(ref)
-    config = read_config(folder)
-    net = build(config)
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
+        net = build(config)
     weights_path = folder / WEIGHTS_FILE
     try:
         tensors = load_file(str(weights_path))
@@ -167,9 +195,8 @@ def load(ref: str | None, device: str = "cpu") -> LoadedModel:
         if value.shape != expected[key].shape:
             raise StganError(f"{weights_path}: tensor '{key}' has shape {tuple(value.shape)}, "
                              f"config.yaml needs {tuple(expected[key].shape)}")
-    net.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    net.eval().requires_grad_(False)
-    return LoadedModel(config, net.to(torch.device(device)), folder, ref or DEFAULT_MODEL)
+    net.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True, assign=True)
+    return net.eval().requires_grad_(False)
 
 
 def save(net, config: ModelConfig, folder: Path, card: str) -> Path:

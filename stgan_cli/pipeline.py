@@ -100,13 +100,26 @@ def read_init(path: Path, fg_size, bg_size) -> np.ndarray:
 
 
 class Compositor:
-    def __init__(self, model: LoadedModel | None, options: Options, device: str = "cpu"):
-        self.model, self.opt, self.device = model, options, device
-        if model is None and options.iterations not in (0,):
+    """Runs items through prepare (threads) -> predict (batched, main thread) -> finish (threads).
+
+    ``model`` may still be loading lazily (:class:`LoadedModel`); ``on_ready`` is called once the
+    weights are in, from the main thread, while the first images decode.
+    """
+
+    def __init__(self, model: LoadedModel | None, options: Options, device: str = "cpu", on_ready=None):
+        self.model, self.opt, self.device, self.on_ready = model, options, device, on_ready
+        if model is None and options.iterations != 0:
             raise ValueError("a model is needed unless iterations == 0")
         self.iterations = 0 if model is None else (model.config.warps if options.iterations is None
                                                    else options.iterations)
         self.placement = model.config.placement if model else Placement()
+
+    def ready(self) -> None:
+        if self.model is not None and self.iterations > 0:
+            self.model.net  # noqa: B018 - loads the weights
+        if self.on_ready:
+            self.on_ready()
+            self.on_ready = None
 
     # --- stages --------------------------------------------------------------------------------
 
@@ -232,11 +245,18 @@ class Compositor:
                 on_result(res)
 
         step = max(1, self.opt.batch_size)
+        chunks = [items[i:i + step] for i in range(0, len(items), step)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
+            def submit_prepares(chunk):
+                return [pool.submit(guarded, self.prepare, it, it) for it in chunk]
+
+            upcoming = submit_prepares(chunks[0]) if chunks else []
+            self.ready()  # torch and the weights load while the first images decode
             pending = []
-            for start in range(0, len(items), step):
-                chunk = items[start:start + step]
-                prepared = list(pool.map(lambda it: guarded(self.prepare, it, it), chunk))
+            for index in range(len(chunks)):
+                prepared = [f.result() for f in upcoming]
+                if index + 1 < len(chunks):  # decode the next chunk while the network runs
+                    upcoming = submit_prepares(chunks[index + 1])
                 ok = [p for p in prepared if isinstance(p, Prepared)]
                 params = iter(self.predict(ok) if ok else [])
                 for fut in pending:  # bound memory: the previous chunk is written before this one queues

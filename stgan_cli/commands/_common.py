@@ -38,6 +38,18 @@ def friendly_errors(fn):
     return wrapper
 
 
+DEVICE_HELP = "expected auto, cpu, cuda, cuda:N or mps"
+
+
+def check_device_name(name: str) -> None:
+    """Refuse a malformed ``--device`` before anything heavy is imported."""
+    n = name.strip().lower()
+    head, _, index = n.partition(":")
+    if n in ("auto", "cpu", "mps", "cuda") or (head == "cuda" and index.isdigit()):
+        return
+    raise UsageError(f"--device {name}: {DEVICE_HELP}")
+
+
 def resolve_device(name: str) -> str:
     """``auto | cpu | cuda[:N] | mps`` to a torch device string that exists here."""
     import torch
@@ -62,7 +74,7 @@ def resolve_device(name: str) -> str:
         if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
             raise UsageError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
         return name
-    raise UsageError(f"--device {name}: expected auto, cpu, cuda, cuda:N or mps")
+    raise UsageError(f"--device {name}: {DEVICE_HELP}")
 
 
 def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import friendly_errors, log, parse_numbers, resolve_device
+from ._common import check_device_name, friendly_errors, log, parse_numbers, resolve_device
 
 DEFAULT_MAX_PIXELS = 100_000_000  # mirrors imageio.DEFAULT_MAX_PIXELS without importing OpenCV
 
@@ -81,15 +81,20 @@ def composite(
 
     loaded = None
     if iterations != 0 or model is not None:
-        loaded = modelstore.load(model, "cpu")
+        loaded = modelstore.open_model(model)
         if iterations is not None and iterations > loaded.config.warps:
             raise UsageError(f"--iterations {iterations}: the model has {loaded.config.warps} generators")
-        dev = resolve_device(device)
-        loaded.net.to(dev)
-        h, w = loaded.config.image_size
-        log(f"model {loaded.ref} ({loaded.config.warps} warps at {h}x{w}) on {dev}")
-    else:
-        dev = "cpu"
+    check_device_name(device)
+
+    def on_ready():
+        # Runs after the weights load, while the first images decode: torch is imported by now.
+        if loaded is not None:
+            dev = resolve_device(device)
+            loaded.to(dev)
+            compositor.device = dev
+            h, w = loaded.config.image_size
+            log(f"model {loaded.ref} ({loaded.config.warps} warps at {h}x{w}) on {dev}")
+
     opts = Options(
         iterations=iterations,
         box=box_xyxy,
@@ -97,7 +102,7 @@ def composite(
         scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
         max_pixels=max_pixels, batch_size=batch_size,
     )
-    compositor = Compositor(loaded, opts, dev)
+    compositor = Compositor(loaded, opts, on_ready=on_ready)
 
     skipped = []
     if batch and not overwrite:

@@ -1,0 +1,130 @@
+"""Composite benchmarks: start-up, per-stage cost at 1080p and 4K, and batch throughput vs the I/O floor.
+
+Prints medians of several runs. Inputs are generated; the model is random-initialised (its cost is
+that of a trained one). Run: ``make bench`` or ``.venv/bin/python benchmarks/composite.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stgan_cli import imageio, modelstore, samples  # noqa: E402
+from stgan_cli.pipeline import Compositor, Item, Options  # noqa: E402
+
+
+def median_time(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def stgan_exe() -> list[str]:
+    exe = Path(sys.executable).with_name("stgan")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "stgan_cli"]
+
+
+def make_inputs(tmp: Path, size) -> tuple[Path, Path]:
+    h, w = size
+    bg = tmp / f"bg_{w}x{h}.png"
+    imageio.write_image(bg, cv2.resize(samples.room(), (w, h), interpolation=cv2.INTER_CUBIC))
+    fg = tmp / f"fg_{w}x{h}.png"
+    imageio.write_image(fg, cv2.resize(samples.cabinet(), (w // 3, int(w // 3 * 260 / 240)),
+                                       interpolation=cv2.INTER_CUBIC))
+    return fg, bg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=20, help="backgrounds in the batch test")
+    args = parser.parse_args()
+    runs = args.runs
+    tmp = Path(tempfile.mkdtemp(prefix="stgan-bench-"))
+    import torch
+
+    torch.manual_seed(0)
+    cfg = modelstore.ModelConfig(name="bench-random", warps=5)
+    modelstore.save(modelstore.build(cfg), cfg, tmp / "model", "# random\n")
+    model = modelstore.load(str(tmp / "model"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenCV {cv2.__version__}")
+
+    # -- start-up --------------------------------------------------------------------------------
+    help_s = median_time(lambda: subprocess.run([*stgan_exe(), "--help"], capture_output=True, check=True), runs)
+    startup_s = median_time(lambda: subprocess.run(
+        [sys.executable, "-c", "import torch, cv2, stgan_cli.pipeline"], capture_output=True, check=True), runs)
+    print(f"stgan --help                        {help_s * 1000:8.0f} ms")
+    print(f"python + import torch, cv2           {startup_s * 1000:8.0f} ms")
+
+    # -- single composites, split by stage -----------------------------------------------------
+    for size in ((1080, 1920), (2160, 3840)):
+        fg, bg = make_inputs(tmp, size)
+        comp = Compositor(model, Options(box=(size[1] * 0.3, size[0] * 0.4, size[1] * 0.6, size[0] * 0.95)))
+        stages = {k: [] for k in ("load", "lowres", "network", "warp_blend", "save")}
+        for i in range(runs):
+            res = comp.run([Item(fg, bg, tmp / f"out_{i}.png")], workers=1)[0]
+            assert res.status == "ok", res.error
+            for k in stages:
+                stages[k].append(res.timings[k])
+        med = {k: statistics.median(v) for k, v in stages.items()}
+        cli_s = median_time(lambda: subprocess.run(
+            [*stgan_exe(), "composite", str(fg), str(bg), "--out", str(tmp / "cli.png"), "--model",
+             str(tmp / "model"), "--device", "cpu"], capture_output=True, check=True), runs)
+        h, w = size
+        print(f"\ncomposite {w}x{h} (median of {runs}):")
+        for k, v in med.items():
+            print(f"  {k:<12} {v * 1000:8.1f} ms")
+        print(f"  {'sum':<12} {sum(med.values()) * 1000:8.1f} ms")
+        print(f"  whole CLI    {cli_s * 1000:8.1f} ms, of which beyond start-up {(cli_s - startup_s) * 1000:.0f} ms")
+
+    # -- batch throughput vs I/O floor ---------------------------------------------------------
+    size = (1080, 1920)
+    fg, _ = make_inputs(tmp, size)
+    bgs = []
+    for i in range(args.batch):
+        bg = tmp / "batch" / f"bg{i:02d}.jpg"
+        bg.parent.mkdir(exist_ok=True)
+        img = cv2.resize(samples.room(seed=i), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+        imageio.write_image(bg, img)
+        bgs.append(bg)
+
+    def io_floor():
+        for i, b in enumerate(bgs):
+            imageio.read_image(fg)
+            px = imageio.read_image(b).pixels
+            imageio.write_image(tmp / "floor" / f"{i}.png", px)
+
+    (tmp / "floor").mkdir(exist_ok=True)
+    comp = Compositor(model, Options(box=(600, 500, 1100, 1050), batch_size=8))
+
+    def batch():
+        items = [Item(fg, b, tmp / "bout" / f"{b.stem}.png") for b in bgs]
+        res = comp.run(items)
+        assert all(r.status == "ok" for r in res)
+
+    (tmp / "bout").mkdir(exist_ok=True)
+    floor_s = median_time(io_floor, max(3, runs // 2))
+    batch_s = median_time(batch, max(3, runs // 2))
+    n = len(bgs)
+    print(f"\nbatch of {n} backgrounds {size[1]}x{size[0]} (JPEG in, PNG out):")
+    print(f"  I/O floor (decode inputs + encode output, sequential): {n / floor_s:6.2f} images/s")
+    print(f"  stgan composite pipeline:                              {n / batch_s:6.2f} images/s")
+    print(f"  ratio pipeline / floor:                                {floor_s / batch_s:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
