@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compositing, geometry, imageio
+from . import compositing, frames, imageio
 from .errors import StganError
 from .modelstore import LoadedModel, Placement
 
@@ -96,7 +96,7 @@ def read_init(path: Path, fg_size, bg_size) -> np.ndarray:
     if tuple(saved_fg) != tuple(fg_size):
         raise StganError(f"{path}: was made for a {saved_fg[1]}x{saved_fg[0]} foreground, "
                          f"this one is {fg_size[1]}x{fg_size[0]}")
-    return geometry.rescale_homography(saved_bg, bg_size) @ m
+    return frames.rescale_homography(saved_bg, bg_size) @ m
 
 
 class Compositor:
@@ -175,7 +175,9 @@ class Compositor:
     def finish(self, prep: Prepared, params: np.ndarray) -> Result:
         t0 = time.perf_counter()
         item, bg_size = prep.item, prep.bg.size
-        homs = [geometry.bg_from_fg_pixels(p, bg_size, prep.bg_from_fg_init) for p in params]
+        from .geometry import bg_from_fg_pixels  # torch is loaded by now (Compositor.ready)
+
+        homs = [bg_from_fg_pixels(p, bg_size, prep.bg_from_fg_init) for p in params]
         out, alpha = compositing.composite(prep.bg.pixels, prep.cutout, homs[-1])
         t1 = time.perf_counter()
         imageio.write_image(item.out, out, prep.bg.icc)
