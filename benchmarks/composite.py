@@ -52,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=20, help="backgrounds in the batch test")
+    parser.add_argument("--only-batch", action="store_true", help="skip start-up and single-image figures")
     args = parser.parse_args()
     runs = args.runs
     tmp = Path(tempfile.mkdtemp(prefix="stgan-bench-"))
@@ -63,6 +64,12 @@ def main() -> None:
     model = modelstore.load(str(tmp / "model"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenCV {cv2.__version__}")
 
+    if not args.only_batch:
+        single_figures(model, tmp, runs)
+    batch_figures(model, tmp, runs, args.batch)
+
+
+def single_figures(model, tmp: Path, runs: int) -> None:
     # -- start-up --------------------------------------------------------------------------------
     help_s = median_time(lambda: subprocess.run([*stgan_exe(), "--help"], capture_output=True, check=True), runs)
     startup_s = median_time(lambda: subprocess.run(
@@ -91,11 +98,13 @@ def main() -> None:
         print(f"  {'sum':<12} {sum(med.values()) * 1000:8.1f} ms")
         print(f"  whole CLI    {cli_s * 1000:8.1f} ms, of which beyond start-up {(cli_s - startup_s) * 1000:.0f} ms")
 
-    # -- batch throughput vs I/O floor ---------------------------------------------------------
+
+
+def batch_figures(model, tmp: Path, runs: int, count: int) -> None:
     size = (1080, 1920)
     fg, _ = make_inputs(tmp, size)
     bgs = []
-    for i in range(args.batch):
+    for i in range(count):
         bg = tmp / "batch" / f"bg{i:02d}.jpg"
         bg.parent.mkdir(exist_ok=True)
         img = cv2.resize(samples.room(seed=i), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)

@@ -7,6 +7,7 @@ on the main thread; one failing item never stops the others and never leaves a p
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ class Compositor:
         self.iterations = 0 if model is None else (model.config.warps if options.iterations is None
                                                    else options.iterations)
         self.placement = model.config.placement if model else Placement()
+        self._cutouts: dict = {}
+        self._cutout_lock = threading.Lock()
 
     def ready(self) -> None:
         if self.model is not None and self.iterations > 0:
@@ -123,14 +126,25 @@ class Compositor:
 
     # --- stages --------------------------------------------------------------------------------
 
+    def cutout(self, fg: Path, mask: Path | None) -> compositing.Cutout:
+        """The prepared cut-out, decoded once per (foreground, mask) pair: one cut-out over a
+        folder of backgrounds is the common batch."""
+        key = (fg, mask)
+        with self._cutout_lock:
+            if key not in self._cutouts:
+                fg_pic = imageio.read_image(fg, self.opt.max_pixels)
+                mask_pic = imageio.read_image(mask, self.opt.max_pixels) if mask else None
+                if len(self._cutouts) >= 4:
+                    self._cutouts.pop(next(iter(self._cutouts)))
+                self._cutouts[key] = compositing.make_cutout(fg_pic, mask_pic)
+            return self._cutouts[key]
+
     def prepare(self, item: Item) -> Prepared:
         t0 = time.perf_counter()
-        fg = imageio.read_image(item.fg, self.opt.max_pixels)
-        mask = imageio.read_image(item.mask, self.opt.max_pixels) if item.mask else None
+        cutout = self.cutout(item.fg, item.mask)
         bg = imageio.read_image(item.bg, self.opt.max_pixels)
         if bg.channels in (1, 3):
             bg.pixels = compositing.as_rgb(bg.pixels)
-        cutout = compositing.make_cutout(fg, mask)
         t1 = time.perf_counter()
         bg_from_fg = self.initial_placement(cutout, bg.size)
         prep = Prepared(item, bg, cutout, bg_from_fg, timings={"load": t1 - t0})
