@@ -19,8 +19,8 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N] 
 
 @friendly_errors
 def composite(
-    fg: Annotated[str, typer.Argument(help="Foreground: RGBA cut-out (or RGB with --mask); a file, folder or quoted glob.")],
-    bg: Annotated[str, typer.Argument(help="Background photo; a file, folder or quoted glob.")],
+    fg: Annotated[str, typer.Argument(metavar="FG", help="Foreground: RGBA cut-out (or RGB with --mask); a file, folder or quoted glob.")],
+    bg: Annotated[str, typer.Argument(metavar="BG", help="Background photo; a file, folder or quoted glob.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output image, or output folder for many inputs.")],
     mask: Annotated[Optional[str], typer.Option(
         "--mask", help="Mask for an RGB foreground (1- or 3-channel, soft or binary); a folder pairs by name.")] = None,
