@@ -80,9 +80,10 @@ def single_figures(model, tmp: Path, runs: int) -> None:
     # -- single composites, split by stage -----------------------------------------------------
     for size in ((1080, 1920), (2160, 3840)):
         fg, bg = make_inputs(tmp, size)
-        comp = Compositor(model, Options(box=(size[1] * 0.3, size[0] * 0.4, size[1] * 0.6, size[0] * 0.95)))
+        opts = Options(box=(size[1] * 0.3, size[0] * 0.4, size[1] * 0.6, size[0] * 0.95))
         stages = {k: [] for k in ("load", "lowres", "network", "warp_blend", "save")}
         for i in range(runs):
+            comp = Compositor(model, opts)  # fresh each run: no cut-out cached from the last one
             res = comp.run([Item(fg, bg, tmp / f"out_{i}.png")], workers=1)[0]
             assert res.status == "ok", res.error
             for k in stages:
