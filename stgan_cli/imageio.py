@@ -170,13 +170,6 @@ def mask_from_picture(pic: Picture) -> np.ndarray:
 
 # --- writing ----------------------------------------------------------------------------------
 
-def _png_with_icc(png: bytes, icc: bytes) -> bytes:
-    body = b"ICC Profile\x00\x00" + zlib.compress(icc)
-    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
-    at = 8 + 8 + 13 + 4  # signature + IHDR
-    return png[:at] + chunk + png[at:]
-
-
 def _jpeg_with_icc(jpg: bytes, icc: bytes) -> bytes:
     size = 65519
     parts = [icc[i:i + size] for i in range(0, len(icc), size)]
@@ -207,21 +200,19 @@ def encode(pixels: np.ndarray, ext: str, icc: bytes | None = None, quality: int 
             pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
         if pixels.ndim == 3 and pixels.shape[2] == 4 and ext == ".jpg":
             pixels = pixels[..., :3]
+    if ext == ".png":
+        from .pngwrite import encode_png
+
+        return encode_png(pixels, icc)
     if pixels.ndim == 3:
         code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
         pixels = cv2.cvtColor(np.ascontiguousarray(pixels), code)
-    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, quality], ".webp": [cv2.IMWRITE_WEBP_QUALITY, quality],
-              # SUB filter + Huffman-only deflate: half the time of libpng's defaults, about the same size
-              # on photos (benchmarks/composite.py).
-              ".png": [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
-                       cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]}.get(ext, [])
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, quality], ".webp": [cv2.IMWRITE_WEBP_QUALITY, quality]}.get(ext, [])
     ok, buf = cv2.imencode(ext, pixels, params)
     if not ok:
         raise StganError(f"could not encode the image as {ext}")
     data = buf.tobytes()
-    if icc and ext == ".png":
-        data = _png_with_icc(data, icc)
-    elif icc and ext == ".jpg":
+    if icc and ext == ".jpg":
         data = _jpeg_with_icc(data, icc)
     return data
 
