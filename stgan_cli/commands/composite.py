@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -141,6 +142,8 @@ def composite(
 
 
 def _run_with_progress(compositor, items, emit, enabled: bool):
+    if not (enabled and sys.stderr.isatty()):  # no bar to draw: skip importing rich's machinery
+        return compositor.run(items, emit)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
