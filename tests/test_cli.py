@@ -279,6 +279,22 @@ def test_installed_console_script_runs(images, model_dir, tmp_path):
     assert "on cpu" in out.stderr and (tmp_path / "o.png").exists()
 
 
+def test_console_script_exit_codes_and_flushed_output(images, model_dir, tmp_path):
+    """main() ends with os._exit: codes and buffered output must still come out right."""
+    fg, bg = images
+    base = [sys.executable, "-m", "stgan_cli"]
+    ok = subprocess.run([*base, "composite", str(fg), str(bg), "--out", str(tmp_path / "o.png"), "--model",
+                         str(model_dir), "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["status"] == "ok"
+    missing = subprocess.run([*base, "composite", str(tmp_path / "nope.png"), str(bg), "--out",
+                              str(tmp_path / "x.png"), "--model", str(model_dir)], capture_output=True, text=True)
+    assert missing.returncode == 1 and "nope.png: no such file" in missing.stderr
+    usage = subprocess.run([*base, "composite", str(fg), str(bg), "--out", "x.png", "--box", "1,2"],
+                           capture_output=True, text=True)
+    assert usage.returncode == 2
+    assert subprocess.run([*base, "--version"], capture_output=True, text=True).stdout.startswith("stgan ")
+
+
 # --- real photos -----------------------------------------------------------------------------
 
 def placement_triples():
