@@ -189,9 +189,12 @@ class Compositor:
     def finish(self, prep: Prepared, params: np.ndarray) -> Result:
         t0 = time.perf_counter()
         item, bg_size = prep.item, prep.bg.size
-        from .geometry import bg_from_fg_pixels  # torch is loaded by now (Compositor.ready)
+        if self.iterations == 0:  # the placement alone: no warp to exponentiate, no torch to import
+            homs = [prep.bg_from_fg_init / prep.bg_from_fg_init[2, 2]]
+        else:
+            from .geometry import bg_from_fg_pixels  # torch is loaded by now (Compositor.ready)
 
-        homs = [bg_from_fg_pixels(p, bg_size, prep.bg_from_fg_init) for p in params]
+            homs = [bg_from_fg_pixels(p, bg_size, prep.bg_from_fg_init) for p in params]
         out, alpha = compositing.composite(prep.bg.pixels, prep.cutout, homs[-1])
         t1 = time.perf_counter()
         imageio.write_image(item.out, out, prep.bg.icc)
