@@ -20,7 +20,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stgan_cli import imageio, modelstore, samples  # noqa: E402
+from stgan_cli import imageio, modelstore  # noqa: E402
+from stgan_cli.data import synth_indoor  # noqa: E402
 from stgan_cli.pipeline import Compositor, Item, Options  # noqa: E402
 
 
@@ -38,12 +39,21 @@ def stgan_exe() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "stgan_cli"]
 
 
+def room_and_object(seed: int):
+    """A 480x640 generated room and its furniture cut-out (RGBA, cropped)."""
+    _, (bg, obj, _) = synth_indoor.sample(seed, 0, (480, 640))
+    ys, xs = np.nonzero(obj[..., 3])
+    return bg, np.ascontiguousarray(obj[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+
+
 def make_inputs(tmp: Path, size) -> tuple[Path, Path]:
     h, w = size
+    room, obj = room_and_object(0)
     bg = tmp / f"bg_{w}x{h}.png"
-    imageio.write_image(bg, cv2.resize(samples.room(), (w, h), interpolation=cv2.INTER_CUBIC))
+    imageio.write_image(bg, cv2.resize(room, (w, h), interpolation=cv2.INTER_CUBIC))
     fg = tmp / f"fg_{w}x{h}.png"
-    imageio.write_image(fg, cv2.resize(samples.cabinet(), (w // 3, int(w // 3 * 260 / 240)),
+    scale = (w / 3) / obj.shape[1]
+    imageio.write_image(fg, cv2.resize(obj, (round(obj.shape[1] * scale), round(obj.shape[0] * scale)),
                                        interpolation=cv2.INTER_CUBIC))
     return fg, bg
 
@@ -119,7 +129,7 @@ def batch_figures(model, tmp: Path, runs: int, count: int) -> None:
     for i in range(count):
         bg = tmp / "batch" / f"bg{i:02d}.jpg"
         bg.parent.mkdir(exist_ok=True)
-        img = cv2.resize(samples.room(seed=i), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
+        img = cv2.resize(room_and_object(i)[0], (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
         imageio.write_image(bg, img)
         bgs.append(bg)
 

@@ -6,6 +6,7 @@ import typer
 
 from . import __version__
 from .commands import composite as composite_cmd
+from .commands import data as data_cmd
 
 app = typer.Typer(
     name="stgan",
@@ -32,6 +33,7 @@ def _root(
 
 
 app.command("composite", no_args_is_help=True)(composite_cmd.composite)
+app.add_typer(data_cmd.app, name="data")
 
 
 def main() -> None:

@@ -12,17 +12,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
-    from . import modelstore, samples
+    from . import modelstore
+    from .data import synth_indoor
 
     data, out = ROOT / "sample_data", ROOT / "out" / "demo"
-    if not (data / "room.png").exists():
-        samples.write(data)
-    truth = json.loads((data / "cabinet_placement.json").read_text())
-    # Start from a deliberately poor placement (too high, too small), as a user's rough guess would be.
+    if not (data / "object_0.json").exists():
+        synth_indoor.write_samples(data)
+    truth = json.loads((data / "object_0.json").read_text())
+    # Start from a poor guess, as a user's rough box would be: too small and too high.
     x1, y1, x2, y2 = truth["box"]
-    guess = f"{x1 + 40},{y1 - 90},{x2 - 20},{y2 - 120}"
-    cmd = [sys.executable, "-m", "stgan_cli", "composite", str(data / "cabinet.png"), str(data / "room.png"),
-           "--out", str(out / "composite.png"), "--box", guess, "--save-warp", "--steps", str(out / "steps")]
+    w, h = x2 - x1, y2 - y1
+    guess = f"{x1 + 0.1 * w:.0f},{y1 - 0.35 * h:.0f},{x2 - 0.1 * w:.0f},{y2 - 0.45 * h:.0f}"
+    cmd = [sys.executable, "-m", "stgan_cli", "composite", str(data / truth["foreground"]),
+           str(data / truth["background"]), "--out", str(out / "composite.png"), "--box", guess,
+           "--save-warp", "--steps", str(out / "steps")]
     installed = (modelstore.models_dir() / modelstore.DEFAULT_MODEL).is_dir()
     if not installed:
         print("demo: the default model (models/indoor/) is not trained yet; showing the initial placement "
@@ -32,7 +35,8 @@ def main() -> int:
     print("$ stgan " + " ".join(shlex.quote(c) for c in cmd[3:]), file=sys.stderr)
     code = subprocess.call(cmd)
     if code == 0:
-        print(f"demo: composite {out / 'composite.png'}, steps {out / 'steps' / 'composite_steps.png'}")
+        print(f"demo: composite {out / 'composite.png'}, steps {out / 'steps' / 'composite_steps.png'}; "
+              f"the object truly stands in the box {truth['box']}")
     return code
 
 
