@@ -600,6 +600,8 @@ def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, wo
     n_train = int(round(n * split))
     jobs = []
     for split_name, indices in (("train", range(n_train)), ("test", range(n_train, n))):
+        if not indices:
+            continue  # an empty split folder would only be an error for whoever reads it
         folder = out / split_name
         for sub in ("backgrounds", "objects"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
@@ -618,6 +620,8 @@ def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, wo
             if on_sample:
                 on_sample(meta)
     for split_name, rows in metas.items():
+        if not rows:
+            continue
         path = out / split_name / "meta.jsonl"
         tmp = path.with_suffix(".jsonl.part")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -1,0 +1,55 @@
+"""Training checkpoints: model, optimisers, step, RNG states and config in one file, written atomically.
+
+Checkpoints hold training state and are separate from models (model folders never contain pickles).
+They are read with ``torch.load(weights_only=True)``: tensors and plain containers only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import StganError
+
+FORMAT = 1
+NAME = "checkpoint.pt"
+
+
+def save(run_dir: Path, state: dict) -> Path:
+    """Write ``run_dir/checkpoint.pt``; a crash mid-write leaves the previous checkpoint intact."""
+    import torch
+
+    path = Path(run_dir) / NAME
+    for stale in Path(run_dir).glob(".checkpoint.*.part"):  # left by a process killed mid-write
+        stale.unlink()
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint.", suffix=".part")
+    os.close(fd)
+    try:
+        torch.save({"format": FORMAT, **state}, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load(run_dir: Path, architecture: dict) -> dict:
+    """The checkpoint of ``run_dir``; refuses one made for a different architecture."""
+    import torch
+
+    path = Path(run_dir) / NAME
+    if not path.exists():
+        raise StganError(f"{run_dir}: no {NAME} to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line answer
+        raise StganError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if state.get("format") != FORMAT:
+        raise StganError(f"{path}: checkpoint format {state.get('format')} is not {FORMAT}")
+    if state.get("architecture") != architecture:
+        raise StganError(f"{path}: was trained with {state.get('architecture')}, the config asks for "
+                         f"{architecture}; resuming across an architecture change is refused")
+    return state

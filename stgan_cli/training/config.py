@@ -1,0 +1,200 @@
+"""Training configuration: defaults < YAML file < ``--set key=value``; unknown keys are refused.
+
+Defaults start from the original code's values (see ``../shared/DESIGN.md``): batch 20, lrD 1e-4,
+two D updates per G update, trust-region weight 0.3, perturbations 0.1 / 0.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import StganError, UsageError, suggest
+
+
+@dataclass
+class ModelSection:
+    name: str = "stgan"
+    domain: str = "generic"  # indoor | glasses | generic
+    warps: int = 5
+    image_size: list = field(default_factory=lambda: [120, 160])
+    placement_center: list = field(default_factory=lambda: [0.5, 0.6])
+    placement_scale: float = 0.4
+
+
+@dataclass
+class DataSection:
+    path: str | None = None
+    kind: str = "paired"  # paired | unpaired
+    split: str | None = "train"  # sub-folder to train on, when the dataset has splits
+    eval_split: str | None = "test"  # held-out sub-folder for metrics; None: the last eval_samples of train
+    eval_samples: int = 64
+
+
+@dataclass
+class PerturbSection:
+    homography: float = 0.1  # std of every sl(3) parameter
+    translation: float = 0.1  # extra std of p1, p5 (canonical units)
+    background: float = 0.0  # unpaired: std of the random warp of backgrounds
+
+
+@dataclass
+class StagesSection:
+    pretrain: int = 0  # supervised steps of G_1: undo random perturbations (indoor)
+    d_pretrain: int = 0  # D-only steps before the warps (glasses)
+    warp: int = 1000  # steps of each sequential warp stage G_1..G_N
+    end_to_end: int = 0  # steps training all generators together at the end
+
+
+@dataclass
+class OptimSection:
+    batch_size: int = 20
+    grad_accum: int = 1  # micro-batches per update: batch_size is split into this many
+    lr_pretrain: float = 1e-4
+    lr_g: float = 1e-6
+    lr_d: float = 1e-4
+    lr_end_to_end: float | None = None  # None: lr_g
+    betas: list = field(default_factory=lambda: [0.5, 0.999])
+    lr_decay_every: int = 0  # steps; 0 = constant
+    lr_decay_factor: float = 0.5
+    d_steps: int = 2  # D updates per G update
+    gp_weight: float = 10.0
+    trust_weight: float = 0.3
+    history: int = 0  # size of the buffer of old fakes D also sees (0 = off)
+
+
+@dataclass
+class RunSection:
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    eval_every: int = 200
+    sample_every: int = 200
+    checkpoint_every: int = 200
+    channels_last: bool = True  # memory format of the convolutions (same maths, faster on CPU)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    perturb: PerturbSection = field(default_factory=PerturbSection)
+    stages: StagesSection = field(default_factory=StagesSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def architecture(self) -> dict:
+        """What a checkpoint must agree on to be resumed."""
+        return {"warps": self.model.warps, "image_size": list(self.model.image_size)}
+
+
+def _merge(obj, data: dict, source: str, prefix: str = "") -> None:
+    if not isinstance(data, dict):
+        raise StganError(f"{source}: {prefix.rstrip('.') or 'the file'} should be a mapping of settings")
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        if key not in fields:
+            raise StganError(f"{source}: unknown key '{prefix}{key}'{suggest(str(key), fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _merge(current, value, source, f"{prefix}{key}.")
+        else:
+            setattr(obj, key, _coerce(value, fields[key].type, f"{source}: {prefix}{key}"))
+
+
+def _coerce(value, annotation: str, name: str):
+    """The value as the field's declared type: YAML reads ``1e-5`` as a string, for one."""
+    optional = "None" in annotation
+    if value is None:
+        if optional:
+            return None
+        raise StganError(f"{name}: needs a value")
+    base = annotation.replace("| None", "").strip()
+    try:
+        if base == "float" and not isinstance(value, bool):
+            return float(value)
+        if base == "int" and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if base == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "false", "yes", "no", "1", "0"):
+                return str(value).lower() in ("true", "yes", "1")
+            raise ValueError
+        if base == "list":
+            if not isinstance(value, list):
+                raise ValueError
+            return value
+        if base == "str":
+            return str(value)
+    except (TypeError, ValueError):
+        raise StganError(f"{name}: expected {base}, got {value!r}") from None
+    return value
+
+
+def _check(cfg: TrainConfig) -> None:
+    def need(cond, msg):
+        if not cond:
+            raise StganError(f"config: {msg}")
+
+    need(cfg.model.warps >= 1, "model.warps must be >= 1")
+    need(len(cfg.model.image_size) == 2 and min(cfg.model.image_size) >= 32, "model.image_size is [H, W], >= 32")
+    need(cfg.data.kind in ("paired", "unpaired"), f"data.kind is paired or unpaired, not '{cfg.data.kind}'")
+    need(cfg.optim.batch_size >= 1 and cfg.optim.grad_accum >= 1, "optim.batch_size and grad_accum >= 1")
+    need(cfg.optim.batch_size % cfg.optim.grad_accum == 0, "optim.batch_size must be divisible by grad_accum")
+    need(cfg.optim.d_steps >= 1, "optim.d_steps >= 1")
+    for name in ("pretrain", "d_pretrain", "warp", "end_to_end"):
+        need(getattr(cfg.stages, name) >= 0, f"stages.{name} >= 0")
+    need(cfg.data.kind == "paired" or cfg.stages.pretrain == 0, "supervised pre-training needs paired data")
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["optim.lr_g=1e-5", "model.warps=3"]`` -> nested dict (values parsed as YAML)."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item}: expected key=value, e.g. optim.lr_g=1e-5")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    import yaml
+
+    cfg = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise StganError(f"{path}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise StganError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        _merge(cfg, data, str(path))
+    if overrides:
+        _merge(cfg, parse_set(overrides), "--set")
+    _check(cfg)
+    return cfg
+
+
+def save(cfg: TrainConfig, path: Path) -> None:
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

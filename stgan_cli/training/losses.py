@@ -1,0 +1,39 @@
+"""The losses of ST-GAN training (WGAN-GP critic, generator, trust region, supervised pre-training)."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import evaluation
+
+
+def critic(d, images: torch.Tensor) -> torch.Tensor:
+    """One realism score per image: the mean of the PatchGAN map."""
+    return d(images).mean(dim=(1, 2, 3))
+
+
+def gradient_penalty(d, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP: ``(|grad D(x)| - 1)^2`` at random points between real and fake images."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(d, mixed).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def critic_loss(d, real: torch.Tensor, fake: torch.Tensor, gp_weight: float):
+    """D's loss and its parts: ``D(fake) - D(real) + gp_weight * GP`` (D scores real images higher)."""
+    real_score, fake_score = critic(d, real).mean(), critic(d, fake).mean()
+    gp = gradient_penalty(d, real, fake)
+    return fake_score - real_score + gp_weight * gp, {"wdist": (real_score - fake_score).item(), "gp": gp.item()}
+
+
+def trust_region(dps: list[torch.Tensor]) -> torch.Tensor:
+    """``sum_i mean |dp_i|^2``: keeps each update small so a generator cannot move the object away."""
+    return sum((dp ** 2).sum(1).mean() for dp in dps)
+
+
+def supervised_corner_loss(p: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance (canonical units) between where the object's box corners are shown after
+    the warp ``p`` and where they truly are (``p = 0``)."""
+    pts = evaluation.box_points(boxes)
+    return ((evaluation.displayed(pts, p) - pts) ** 2).sum(-1).mean()

@@ -1,0 +1,537 @@
+"""One training run: the paper's whole schedule, from supervised pre-training to end-to-end refinement.
+
+Stages, in order (any of length 0 is skipped)::
+
+    pretrain      G_1 alone, supervised: undo random perturbations (paired data)
+    d_pretrain    D alone, on real images vs perturbed composites
+    warp1..warpN  G_i adversarially, G_1..G_{i-1} frozen; G_i starts as a copy of G_{i-1}; one D throughout
+    end_to_end    all generators together
+
+Everything that decides what happens next (weights, optimisers, step, RNG states, the fake history)
+is in the checkpoint, so ``--resume`` continues exactly.  With ``torch.distributed`` each rank draws
+batches from its own shard and gradients are averaged; rank 0 writes logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import evaluation, geometry, modelstore, nets
+from ..data import perturb
+from ..data.datasets import PairedDataset, UnpairedDataset
+from ..errors import StganError
+from . import checkpoint, config as config_mod, losses, report
+
+
+@dataclass
+class Stage:
+    name: str
+    steps: int
+    start: int  # global step at which it begins
+
+    @property
+    def warp_index(self) -> int | None:
+        """1-based generator trained in a ``warpK`` stage."""
+        return int(self.name[4:]) if self.name.startswith("warp") else None
+
+
+def schedule(cfg) -> list[Stage]:
+    s = cfg.stages
+    plan = [("pretrain", s.pretrain), ("d_pretrain", s.d_pretrain)]
+    plan += [(f"warp{i}", s.warp) for i in range(1, cfg.model.warps + 1)]
+    plan += [("end_to_end", s.end_to_end)]
+    stages, start = [], 0
+    for name, steps in plan:
+        if steps > 0:
+            stages.append(Stage(name, steps, start))
+            start += steps
+    return stages
+
+
+class Dist:
+    """Rank and world of a ``torchrun`` launch (a single process otherwise)."""
+
+    def __init__(self, device: str):
+        import os
+
+        import torch.distributed as tdist
+
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled and not tdist.is_initialized():
+            tdist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def average(self, params) -> None:
+        if not self.enabled:
+            return
+        import torch.distributed as tdist
+
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.flatten() for g in grads])
+        tdist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast(self, module) -> None:
+        if self.enabled:
+            import torch.distributed as tdist
+
+            for t in module.state_dict().values():
+                tdist.broadcast(t, 0)
+
+    def close(self) -> None:
+        if self.enabled:
+            import torch.distributed as tdist
+
+            tdist.barrier()
+            tdist.destroy_process_group()
+
+
+class Trainer:
+    def __init__(self, cfg, run_dir: Path, device: str, resume: bool = False, init_model: Path | None = None,
+                 log=print, progress=None):
+        self.cfg, self.run_dir, self.device, self.log, self.progress = cfg, Path(run_dir), device, log, progress
+        self.dist = Dist(device)
+        self.stages = schedule(cfg)
+        self.total = sum(s.steps for s in self.stages)
+        torch.manual_seed(cfg.run.seed)
+        self.size = tuple(cfg.model.image_size)
+        self.net = nets.STGAN(cfg.model.warps, self.size, discriminator=True)
+        self.init_note = None
+        if init_model is not None:
+            self._init_from(init_model)
+        self.net.to(device)
+        if cfg.run.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.dist.broadcast(self.net)
+        self.rng = np.random.default_rng([cfg.run.seed, self.dist.rank])
+        self.eval_rng_seed = cfg.run.seed + 12345
+        self.opt_d = self._adam(self.net.discriminator.parameters(), cfg.optim.lr_d)
+        self.opt_g, self.opt_g_stage = None, None
+        self.history: list[torch.Tensor] = []
+        self.step = 0
+        self._load_data()
+        if resume:
+            self._resume()
+        elif self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            config_mod.save(cfg, self.run_dir / "config.yaml")
+            (self.run_dir / "metrics.jsonl").write_text("")
+
+    # --- set-up --------------------------------------------------------------------------------
+
+    def _adam(self, params, lr):
+        return torch.optim.Adam(params, lr=lr, betas=tuple(self.cfg.optim.betas))
+
+    def _init_from(self, folder: Path) -> None:
+        """Start from a trained model (``stgan refine``): its generators, and its D when it kept one."""
+        model = modelstore.load(str(folder))
+        mc = model.config
+        if mc.warps != self.cfg.model.warps or tuple(mc.image_size) != self.size:
+            raise StganError(f"{folder}: has {mc.warps} warps at {mc.image_size}, the config asks for "
+                             f"{self.cfg.model.warps} at {list(self.size)}")
+        state = model.net.state_dict()
+        missing = self.net.load_state_dict(state, strict=False).missing_keys
+        self.init_note = {"from": str(folder), "discriminator": "kept" if not missing else "trained from scratch"}
+
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        if not cfg.data.path:
+            raise StganError("no training data: pass --data DIR (or data.path in the config)")
+        root = Path(cfg.data.path)
+        has_splits = (root / "train").is_dir()
+        split = cfg.data.split if has_splits else None
+        if cfg.data.kind == "paired":
+            self.data = PairedDataset.load(root, self.size, split)
+        else:
+            self.data = UnpairedDataset.load(root, self.size, split)
+        self.eval_data = None
+        if cfg.data.kind == "paired":
+            if has_splits and cfg.data.eval_split and (root / cfg.data.eval_split).is_dir():
+                self.eval_data = PairedDataset.load(root, self.size, cfg.data.eval_split)
+            else:
+                self.eval_data = self.data
+        n = len(self.data) if cfg.data.kind == "paired" else len(self.data.bg)
+        shard = np.arange(n)[self.dist.rank::self.dist.world]
+        if len(shard) == 0:
+            raise StganError(f"{root}: {n} samples cannot be shared by {self.dist.world} processes")
+        self.shard = shard
+
+    # --- batches -------------------------------------------------------------------------------
+
+    def _tensor(self, arr: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(arr).to(self.device)
+        return t.contiguous(memory_format=torch.channels_last) if self.cfg.run.channels_last else t
+
+    def batch(self, size: int):
+        """(background, foreground canvas, initial warp, real image), all on the device."""
+        cfg, rng = self.cfg, self.rng
+        p0 = perturb.warp_noise(size, cfg.perturb.homography, cfg.perturb.translation, rng)
+        if cfg.data.kind == "paired":
+            idx = rng.choice(self.shard, size)
+            bg, fg = self.data.batch(idx)
+            bg_t, fg_t = self._tensor(bg), self._tensor(fg)
+            real = geometry.composite(bg_t, fg_t)
+        else:
+            d = self.data
+            bgs = d.bg[rng.choice(self.shard, size)]
+            if cfg.perturb.background > 0:
+                bgs = np.stack([perturb.perturb_background(b, cfg.perturb.background, rng) for b in bgs])
+            fg = d.fg[rng.integers(len(d.fg), size=size)]
+            real = d.real[rng.integers(len(d.real), size=size)]
+            to_f = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255
+            bg_t, fg_t, real = self._tensor(to_f(bgs)), self._tensor(to_f(fg)), self._tensor(to_f(real))
+        return bg_t, fg_t, torch.from_numpy(p0).float().to(self.device), real
+
+    # --- one step of each kind -----------------------------------------------------------------
+
+    def _forward(self, bg, fg, p0, upto: int, train_from: int):
+        """Run G_1..G_upto; generators before ``train_from`` (1-based) run without gradients.
+        Returns the final composite and the updates of the trained generators."""
+        p, dps = p0, []
+        gens = self.net.generators
+        for i in range(upto):
+            warped = geometry.warp_foreground(fg, p)
+            if i + 1 < train_from:
+                with torch.no_grad():
+                    p = p + gens[i](bg, warped)
+            else:
+                dp = gens[i](bg, warped)
+                dps.append(dp)
+                p = p + dp
+        return geometry.composite(bg, geometry.warp_foreground(fg, p)), dps
+
+    def _micro(self, tensors, k):
+        n = self.cfg.optim.grad_accum
+        return [t.chunk(n)[k] for t in tensors]
+
+    def _d_update(self, upto: int) -> dict:
+        cfg = self.cfg
+        self.opt_d.zero_grad(set_to_none=True)
+        stats = {"loss_d": 0.0, "wdist": 0.0, "gp": 0.0}
+        batch = self.batch(cfg.optim.batch_size)
+        for k in range(cfg.optim.grad_accum):
+            bg, fg, p0, real = self._micro(batch, k)
+            with torch.no_grad():
+                fake, _ = self._forward(bg, fg, p0, upto, train_from=upto + 1)
+            fake = self._with_history(fake)
+            loss, parts = losses.critic_loss(self.net.discriminator, real, fake, cfg.optim.gp_weight)
+            (loss / cfg.optim.grad_accum).backward()
+            stats["loss_d"] += loss.item() / cfg.optim.grad_accum
+            stats["wdist"] += parts["wdist"] / cfg.optim.grad_accum
+            stats["gp"] += parts["gp"] / cfg.optim.grad_accum
+        params = list(self.net.discriminator.parameters())
+        self.dist.average(params)
+        stats["grad_d"] = _grad_norm(params)
+        self.opt_d.step()
+        return stats
+
+    def _with_history(self, fake: torch.Tensor) -> torch.Tensor:
+        """Half of D's fakes come from a buffer of older ones (glasses), so D does not forget them."""
+        size = self.cfg.optim.history
+        if size <= 0:
+            return fake
+        fake = fake.detach()
+        out = fake
+        if self.history:
+            half = fake.shape[0] // 2
+            picks = self.rng.integers(len(self.history), size=half)
+            old = torch.stack([self.history[i] for i in picks]).to(fake.device)
+            out = torch.cat([fake[: fake.shape[0] - half], old])
+        for img in fake.cpu():
+            if len(self.history) < size:
+                self.history.append(img.contiguous())
+            else:
+                self.history[int(self.rng.integers(size))] = img.contiguous()
+        return out
+
+    def _g_update(self, stage: Stage) -> dict:
+        cfg = self.cfg
+        if stage.name == "end_to_end":
+            upto, train_from = cfg.model.warps, 1
+        else:
+            upto = train_from = stage.warp_index
+        params = [p for g in self.net.generators[train_from - 1:upto] for p in g.parameters()]
+        self.opt_g.zero_grad(set_to_none=True)
+        self.net.discriminator.requires_grad_(False)
+        stats = {"loss_g": 0.0, "trust": 0.0}
+        batch = self.batch(cfg.optim.batch_size)
+        for k in range(cfg.optim.grad_accum):
+            bg, fg, p0, _ = self._micro(batch, k)
+            fake, dps = self._forward(bg, fg, p0, upto, train_from)
+            trust = losses.trust_region(dps)
+            loss = -losses.critic(self.net.discriminator, fake).mean() + cfg.optim.trust_weight * trust
+            (loss / cfg.optim.grad_accum).backward()
+            stats["loss_g"] += loss.item() / cfg.optim.grad_accum
+            stats["trust"] += trust.item() / cfg.optim.grad_accum
+        self.net.discriminator.requires_grad_(True)
+        self.dist.average(params)
+        stats["grad_g"] = _grad_norm(params)
+        self.opt_g.step()
+        return stats
+
+    def _pretrain_update(self) -> dict:
+        cfg = self.cfg
+        gen = self.net.generators[0]
+        self.opt_g.zero_grad(set_to_none=True)
+        total = 0.0
+        batch = self.batch(cfg.optim.batch_size)
+        for k in range(cfg.optim.grad_accum):
+            bg, fg, p0, _ = self._micro(batch, k)
+            p = p0 + gen(bg, geometry.warp_foreground(fg, p0))
+            boxes = evaluation.object_boxes(fg[:, 3])
+            loss = losses.supervised_corner_loss(p, boxes)
+            (loss / cfg.optim.grad_accum).backward()
+            total += loss.item() / cfg.optim.grad_accum
+        params = list(gen.parameters())
+        self.dist.average(params)
+        grad = _grad_norm(params)
+        self.opt_g.step()
+        return {"loss_sup": total, "grad_g": grad}
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def stage_at(self, step: int) -> Stage:
+        for s in self.stages:
+            if s.start <= step < s.start + s.steps:
+                return s
+        return self.stages[-1]
+
+    def _enter(self, stage: Stage) -> None:
+        """Start a stage: G_i copies G_{i-1}; a fresh optimiser for what this stage trains."""
+        cfg = self.cfg
+        i = stage.warp_index
+        if i is not None and i > 1 and self.opt_g_stage != stage.name:
+            self.net.generators[i - 1].load_state_dict(self.net.generators[i - 2].state_dict())
+        if stage.name == "pretrain":
+            self.opt_g = self._adam(self.net.generators[0].parameters(), cfg.optim.lr_pretrain)
+        elif stage.name == "end_to_end":
+            self.opt_g = self._adam(self.net.generators.parameters(), cfg.optim.lr_end_to_end or cfg.optim.lr_g)
+        elif i is not None:
+            self.opt_g = self._adam(self.net.generators[i - 1].parameters(), cfg.optim.lr_g)
+        else:
+            self.opt_g = None
+        self.opt_g_stage = stage.name
+
+    def _set_lr(self, stage: Stage) -> float:
+        o = self.cfg.optim
+        decay = 1.0
+        if o.lr_decay_every > 0:
+            decay = o.lr_decay_factor ** ((self.step - stage.start) // o.lr_decay_every)
+        for opt, base in ((self.opt_g, self._base_lr(stage)), (self.opt_d, o.lr_d)):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = base * decay
+        return self._base_lr(stage) * decay
+
+    def _base_lr(self, stage: Stage) -> float:
+        o = self.cfg.optim
+        if stage.name == "pretrain":
+            return o.lr_pretrain
+        if stage.name == "end_to_end":
+            return o.lr_end_to_end or o.lr_g
+        return o.lr_g
+
+    def train_step(self) -> dict:
+        stage = self.stage_at(self.step)
+        if self.opt_g_stage != stage.name:
+            self._enter(stage)
+        lr = self._set_lr(stage)
+        self.net.train()
+        t0 = time.perf_counter()
+        if stage.name == "pretrain":
+            stats = self._pretrain_update()
+        else:
+            upto = 0 if stage.name == "d_pretrain" else (stage.warp_index or self.cfg.model.warps)
+            stats = {}
+            for _ in range(self.cfg.optim.d_steps):
+                stats = self._d_update(upto)
+            if stage.name != "d_pretrain":
+                stats.update(self._g_update(stage))
+        self.step += 1
+        return {"step": self.step, "stage": stage.name, "lr": lr, "seconds": time.perf_counter() - t0, **stats}
+
+    def run(self, stop_after: int | None = None) -> Path | None:
+        """Train to the end of the schedule (or to global step ``stop_after``, checkpointed, for a
+        later ``--resume``); returns the model folder when the schedule is complete."""
+        cfg = self.cfg
+        metrics_path = self.run_dir / "metrics.jsonl"
+        started, done_at_start = time.perf_counter(), self.step
+        end = self.total if stop_after is None else min(stop_after, self.total)
+        while self.step < end:
+            row = self.train_step()
+            at = self.step
+            if self.dist.main:
+                if at % cfg.run.log_every == 0 or at == self.total:
+                    _append(metrics_path, row)
+                    rate = (at - done_at_start) / max(time.perf_counter() - started, 1e-9)
+                    if self.progress:
+                        self.progress(row, self.total, rate)
+                if cfg.run.eval_every and (at % cfg.run.eval_every == 0 or at == self.total) and self.eval_data:
+                    _append(metrics_path, {"step": at, "stage": row["stage"], "eval": self.evaluate()})
+                if cfg.run.sample_every and (at % cfg.run.sample_every == 0 or at == self.total):
+                    self.write_samples()
+            periodic = cfg.run.checkpoint_every and at % cfg.run.checkpoint_every == 0
+            if periodic or at == end:
+                self.save_checkpoint()
+        self.check_in_sync()
+        if self.step < self.total:
+            self.log(f"stopped at step {self.step}/{self.total}; continue with --resume {self.run_dir}")
+            self.dist.close()
+            return None
+        if not self.dist.main:
+            self.dist.close()
+            return None
+        report.curves(metrics_path, self.run_dir / "curves.png")
+        folder = self.export_model()
+        self.dist.close()
+        return folder
+
+    def check_in_sync(self) -> None:
+        """Distributed runs: every rank must hold the same weights (gradients were averaged)."""
+        if not self.dist.enabled:
+            return
+        import torch.distributed as tdist
+
+        total = torch.tensor([sum(float(v.double().sum()) for v in self.net.state_dict().values())],
+                             dtype=torch.float64)
+        gathered = [torch.zeros_like(total) for _ in range(self.dist.world)]
+        tdist.all_gather(gathered, total)
+        values = [g.item() for g in gathered]
+        if max(values) - min(values) > 1e-6 * max(1.0, abs(values[0])):
+            raise StganError(f"ranks drifted apart: parameter sums {values}")
+        if self.dist.main:
+            self.log(f"{self.dist.world} ranks in sync (parameter sum {values[0]:.6f})")
+
+    # --- evaluation, samples, checkpoints, the model ----------------------------------------------
+
+    def _eval_batch(self, n: int):
+        data = self.eval_data
+        if data is self.data:  # held out from the end of the training set
+            idx = np.arange(max(len(data) - n, 0), len(data))
+        else:  # a small test set is cycled: each sample meets several fixed perturbations
+            idx = np.resize(np.arange(len(data)), n)
+        count = len(idx)
+        rng = np.random.default_rng(self.eval_rng_seed)
+        p0 = perturb.warp_noise(count, self.cfg.perturb.homography, self.cfg.perturb.translation, rng)
+        bg, fg = data.batch(idx)
+        return self._tensor(bg), self._tensor(fg), torch.from_numpy(p0).float().to(self.device)
+
+    def trained_warps(self) -> int:
+        """Generators trained so far (the stage reached)."""
+        stage = self.stage_at(max(self.step - 1, 0))
+        if stage.name in ("pretrain", "d_pretrain"):
+            return 1 if stage.name == "pretrain" else 0
+        return stage.warp_index or self.cfg.model.warps
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Held-out corner error, shape error (pixels at the model size) and mask IoU after each iteration."""
+        self.net.eval()
+        bg, fg, p0 = self._eval_batch(self.cfg.data.eval_samples)
+        pred = self.net(bg, fg, p0, iterations=self.trained_warps())
+        boxes = evaluation.object_boxes(fg[:, 3])
+        out = {"corner_error": [], "shape_error": [], "iou": []}
+        for p, warped in zip(pred.params, pred.warped):
+            corner, shape = evaluation.corner_errors(p, boxes, self.size)
+            out["corner_error"].append(round(corner.mean().item(), 4))
+            out["shape_error"].append(round(shape.mean().item(), 4))
+            out["iou"].append(round(evaluation.mask_iou(warped[:, 3], fg[:, 3]).mean().item(), 4))
+        return out
+
+    @torch.no_grad()
+    def write_samples(self) -> None:
+        self.net.eval()
+        if self.eval_data is not None:
+            bg, fg, p0 = self._eval_batch(6)
+            real = geometry.composite(bg, fg)
+        else:
+            bg, fg, p0, real = self.batch(6)
+        pred = self.net(bg, fg, p0, iterations=self.trained_warps())
+        columns = [real] + [geometry.composite(bg, w) for w in pred.warped]
+        path = self.run_dir / "samples" / f"step_{self.step:07d}.png"
+        report.sample_grid(columns, path, ["real", "initial"] + [f"G{i}" for i in range(1, len(pred.warped))])
+
+    def save_checkpoint(self) -> None:
+        if not self.dist.main:
+            return
+        checkpoint.save(self.run_dir, {
+            "architecture": self.cfg.architecture(),
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "net": self.net.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict() if self.opt_g is not None else None,
+            "opt_g_stage": self.opt_g_stage,
+            "rng_torch": torch.get_rng_state(),
+            "rng_numpy": json.dumps(self.rng.bit_generator.state),
+            "history": torch.stack(self.history) if self.history else None,
+            "init_note": json.dumps(self.init_note),
+        })
+
+    def _resume(self) -> None:
+        state = checkpoint.load(self.run_dir, self.cfg.architecture())
+        self.net.load_state_dict(state["net"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        stage = next((s for s in self.stages if s.name == state["opt_g_stage"]), None)
+        if stage is not None:
+            self.opt_g_stage = stage.name  # already entered: G_i must not be copied over again
+            self._enter(stage)
+            if state["opt_g"] is not None:
+                self.opt_g.load_state_dict(state["opt_g"])
+        torch.set_rng_state(state["rng_torch"])
+        self.rng.bit_generator.state = json.loads(state["rng_numpy"])
+        self.history = list(state["history"]) if state["history"] is not None else []
+        self.init_note = json.loads(state.get("init_note") or "null")
+        # Rows logged after the checkpoint belong to the lost future: drop them.
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.exists() and self.dist.main:
+            rows = [l for l in metrics.read_text().splitlines() if l and json.loads(l)["step"] <= self.step]
+            metrics.write_text("".join(r + "\n" for r in rows))
+        self.log(f"resumed {self.run_dir} at step {self.step}/{self.total}")
+
+    def export_model(self) -> Path:
+        cfg = self.cfg
+        final_eval = self.evaluate() if self.eval_data is not None else None
+        mc = modelstore.ModelConfig(
+            name=cfg.model.name, image_size=self.size, warps=cfg.model.warps, domain=cfg.model.domain,
+            discriminator=True,
+            placement=modelstore.Placement(tuple(cfg.model.placement_center), cfg.model.placement_scale),
+            provenance={"data": str(cfg.data.path), "steps": self.total,
+                        "stages": {s.name: s.steps for s in self.stages}, "seed": cfg.run.seed,
+                        "device": self.device, "refined_from": self.init_note,
+                        "trained": time.strftime("%Y-%m-%d")})
+        folder = self.run_dir / "model"
+        net = self.net.to("cpu").to(memory_format=torch.contiguous_format)
+        modelstore.save(net, mc, folder, report.model_card(mc, cfg, final_eval, self.init_note))
+        self.net.to(self.device)
+        return folder
+
+
+def _grad_norm(params) -> float:
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps({k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v)
+                             for k, v in row.items()}) + "\n")

@@ -1,0 +1,219 @@
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from stgan_cli.cli import app
+from stgan_cli.data import synth_indoor as si
+from stgan_cli.errors import StganError
+from stgan_cli.training import checkpoint, config as C
+from stgan_cli.training.trainer import Trainer, schedule
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    si.generate(root, 24, seed=0, size=(48, 64), split=0.9, workers=1)
+    return root
+
+
+def quiet_trainer(tmp, *sets, data):
+    cfg = C.load(SMOKE, [f"data.path={data}", *sets])
+    return Trainer(cfg, tmp, "cpu", log=lambda *a: None)
+
+
+# --- config ----------------------------------------------------------------------------------
+
+def test_config_precedence_and_types(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  lr_g: 1e-5\n  batch_size: 8\nmodel:\n  warps: 3\n")
+    cfg = C.load(f, ["optim.batch_size=4", "run.channels_last=false"])
+    assert cfg.optim.lr_g == 1e-5 and isinstance(cfg.optim.lr_g, float)  # YAML alone reads 1e-5 as text
+    assert cfg.optim.batch_size == 4 and cfg.model.warps == 3 and cfg.run.channels_last is False
+    assert C.TrainConfig().optim.d_steps == 2 and C.TrainConfig().optim.trust_weight == 0.3
+
+
+@pytest.mark.parametrize("content,sets,message", [
+    ("optim:\n  lr_gg: 1\n", [], "unknown key 'optim.lr_gg' (did you mean 'lr_g'?)"),
+    ("", ["stages.wrap=3"], "unknown key 'stages.wrap' (did you mean 'warp'?)"),
+    ("", ["model.warps=two"], "model.warps: expected int"),
+    ("", ["optim.batch_size=5", "optim.grad_accum=2"], "divisible"),
+    ("", ["data.kind=triplets"], "paired or unpaired"),
+    ("model: [1, 2]\n", [], "should be a mapping"),
+    ("optim: {lr_g: 1\n", [], "not valid YAML"),
+])
+def test_config_errors(tmp_path, content, sets, message):
+    f = tmp_path / "c.yaml"
+    f.write_text(content)
+    with pytest.raises(StganError) as err:
+        C.load(f, sets)
+    assert message in str(err.value)
+
+
+def test_schedule_skips_empty_stages():
+    cfg = C.load(SMOKE)
+    names = [s.name for s in schedule(cfg)]
+    assert names == ["pretrain", "d_pretrain", "warp1", "warp2", "end_to_end"]
+    cfg = C.load(SMOKE, ["stages.pretrain=0", "stages.end_to_end=0"])
+    assert [s.name for s in schedule(cfg)] == ["d_pretrain", "warp1", "warp2"]
+
+
+# --- a whole run -------------------------------------------------------------------------------
+
+def test_smoke_run_every_stage_and_the_model_composites(tiny, tmp_path):
+    out = tmp_path / "run"
+    r = run("train", "--config", SMOKE, "--data", tiny, "--out", out)
+    assert r.exit_code == 0, r.stderr
+    for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "curves.png", "model/model.safetensors",
+                 "model/config.yaml", "model/README.md"):
+        assert (out / name).exists(), name
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    stages = {r["stage"] for r in rows}
+    assert stages == {"pretrain", "d_pretrain", "warp1", "warp2", "end_to_end"}
+    evals = [r["eval"] for r in rows if "eval" in r]
+    assert evals and len(evals[-1]["corner_error"]) == 3 and len(evals[-1]["iou"]) == 3
+    assert all(np.isfinite(r.get("loss_d", 0)) and np.isfinite(r.get("loss_g", 0)) for r in rows if "eval" not in r)
+    assert any("grad_d" in r for r in rows) and any("loss_sup" in r for r in rows)
+    assert sorted(p.name for p in (out / "samples").iterdir())
+    assert "corner error" in (out / "model" / "README.md").read_text()
+    # the model folder is used as is by composite
+    bg = tiny / "test" / "backgrounds" / "000023.png"
+    fg = tiny / "test" / "objects" / "000023.png"
+    r = run("composite", fg, bg, "--out", tmp_path / "o.png", "--model", out / "model", "--save-warp")
+    assert r.exit_code == 0, r.stderr
+    assert len(json.loads((tmp_path / "o.json").read_text())["iterations"]) == 2
+    # a second train into the same folder is refused
+    r = run("train", "--config", SMOKE, "--data", tiny, "--out", out)
+    assert r.exit_code == 1 and "--resume" in r.stderr
+
+
+def test_same_seed_same_losses(tiny, tmp_path):
+    rows = []
+    for k in range(2):
+        t = quiet_trainer(tmp_path / f"r{k}", "stages.pretrain=2", "stages.warp=1", "stages.end_to_end=0",
+                          data=tiny)
+        rows.append([t.train_step() for _ in range(t.total)])
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]
+    assert strip(rows[0]) == strip(rows[1])
+
+
+def test_resume_continues_exactly(tiny, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run("train", "-c", SMOKE, "--data", tiny, "--out", straight).exit_code == 0
+    r = run("train", "-c", SMOKE, "--data", tiny, "--out", split, "--stop-after", "8")
+    assert r.exit_code == 0 and "stopped at step 8/14" in r.stderr
+    assert not (split / "model").exists()
+    r = run("train", "--resume", split)
+    assert r.exit_code == 0, r.stderr
+    a, b = load_file(str(straight / "model" / "model.safetensors")), load_file(str(split / "model" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "seconds"} for l in p.read_text().splitlines()]
+    assert strip(straight / "metrics.jsonl") == strip(split / "metrics.jsonl")
+
+
+def test_resume_refuses_an_architecture_change(tiny, tmp_path):
+    out = tmp_path / "run"
+    run("train", "-c", SMOKE, "--data", tiny, "--out", out, "--stop-after", "3")
+    r = run("train", "--resume", out, "--set", "model.warps=3")
+    assert r.exit_code == 1 and "architecture change is refused" in r.stderr
+    r = run("train", "--resume", tmp_path / "nothing")
+    assert r.exit_code == 1 and "not a run folder" in r.stderr
+
+
+KILLER = """
+import sys, torch
+from pathlib import Path
+from stgan_cli.training import checkpoint
+print("writing", flush=True)
+checkpoint.save(Path(sys.argv[1]), {"architecture": {}, "big": torch.zeros(400_000_000, dtype=torch.uint8), "step": 99})
+"""
+
+
+def test_killed_during_checkpoint_write_leaves_the_previous_one(tmp_path):
+    checkpoint.save(tmp_path, {"architecture": {"warps": 1}, "step": 7, "w": torch.arange(5)})
+    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    deadline = time.time() + 20
+    while not list(tmp_path.glob(".checkpoint.*.part")) and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.15)  # mid-write: 400 MB take longer than this
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = checkpoint.load(tmp_path, {"warps": 1})
+    assert state["step"] == 7 and torch.equal(state["w"], torch.arange(5))
+    checkpoint.save(tmp_path, {"architecture": {"warps": 1}, "step": 8})
+    assert not list(tmp_path.glob(".checkpoint.*.part"))  # the next save clears what the kill left
+
+
+def test_refine_writes_a_new_model_that_records_its_origin(tiny, tmp_path):
+    base = tmp_path / "base"
+    assert run("train", "-c", SMOKE, "--data", tiny, "--out", base).exit_code == 0
+    r = run("refine", base / "model", "--data", tiny, "--out", tmp_path / "refined", "--steps", "2",
+            "--config", SMOKE)
+    assert r.exit_code == 0, r.stderr
+    card = (tmp_path / "refined" / "README.md").read_text()
+    assert "refined from" in card and str(base / "model") in card
+    before = load_file(str(base / "model" / "model.safetensors"))
+    after = load_file(str(tmp_path / "refined" / "model.safetensors"))
+    assert not torch.equal(before["generators.0.out.weight"], after["generators.0.out.weight"])
+
+
+def test_unpaired_run_with_history(tmp_path):
+    import cv2
+
+    root = tmp_path / "unp"
+    rng = np.random.default_rng(0)
+    for sub in ("backgrounds", "objects", "real"):
+        (root / sub).mkdir(parents=True)
+    for i in range(6):
+        cv2.imwrite(str(root / "backgrounds" / f"{i}.png"), rng.integers(0, 255, (48, 48, 3), np.uint8))
+        cv2.imwrite(str(root / "real" / f"{i}.png"), rng.integers(0, 255, (48, 48, 3), np.uint8))
+    obj = np.zeros((48, 48, 4), np.uint8)
+    obj[20:28, 8:40] = (30, 30, 30, 255)
+    cv2.imwrite(str(root / "objects" / "g.png"), obj)
+    t = quiet_trainer(tmp_path / "run", "data.kind=unpaired", "model.image_size=[48, 48]", "stages.pretrain=0",
+                      "perturb.background=0.1", "optim.history=4", data=root)
+    assert t.run() is not None
+    assert len(t.history) == 4
+
+
+def test_supervised_pretraining_halves_the_corner_error(tmp_path):
+    """The learning test: a fixed set of 8 rooms, evaluated on 64 fixed perturbations of them."""
+    root = tmp_path / "d"
+    si.generate(root, 8, seed=1, size=(48, 64), split=1.0, workers=1)
+    shutil.copytree(root / "train", root / "test")
+    t = quiet_trainer(tmp_path / "run", "stages.pretrain=500", "stages.d_pretrain=0", "stages.warp=0",
+                      "stages.end_to_end=0", "model.warps=1", "optim.lr_pretrain=1e-3", "optim.batch_size=16",
+                      "optim.grad_accum=1", "optim.lr_decay_every=150", "data.eval_samples=64", data=root)
+    before = t.evaluate()["corner_error"][0]
+    for _ in range(500):
+        t.train_step()
+    after = t.evaluate()["corner_error"][1]
+    assert after <= 0.5 * before, (before, after)
+
+
+def test_distributed_two_cpu_processes_stay_in_sync(tiny, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "stgan_cli", "train", "-c", str(SMOKE), "--data", str(tiny), "--out",
+                          str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "2 ranks in sync" in out.stderr and "2 processes" in out.stderr
+    assert (tmp_path / "ddp" / "model" / "model.safetensors").exists()
