@@ -31,6 +31,10 @@ class SameConv(nn.Conv2d):
         k, s = self.kernel_size[0], self.stride[0]
         top, bottom = _same_pad(x.shape[-2], k, s)
         left, right = _same_pad(x.shape[-1], k, s)
+        if top == bottom and left == right:
+            # Symmetric padding is the convolution's own: no padded copy of the input (or of its
+            # gradient), which was ~10% of a training step.
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
         return super().forward(F.pad(x, (left, right, top, bottom)))
 
 

@@ -51,3 +51,29 @@ def test_generator_gradients_reach_first_layer():
     bg, fg = torch.rand(2, 3, 120, 160), torch.rand(2, 4, 120, 160)
     model(bg, fg).warped[-1].sum().backward()
     assert model.generators[0].convs[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("size", [(120, 160), (15, 20), (8, 10), (7, 5)])
+def test_same_conv_fast_path_equals_explicit_padding(size):
+    torch.manual_seed(0)
+    conv = nets.SameConv(3, 4, 4, stride=2).double()
+    x = torch.rand(2, 3, *size, dtype=torch.float64)
+    top, bottom = nets._same_pad(size[0], 4, 2)
+    left, right = nets._same_pad(size[1], 4, 2)
+    reference = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (left, right, top, bottom)), conv.weight,
+                                           conv.bias, 2)
+    torch.testing.assert_close(conv(x), reference, rtol=0, atol=1e-12)
+
+
+def test_fused_critic_scores_equal_separate_ones():
+    from stgan_cli.training import losses
+
+    torch.manual_seed(0)
+    d = nets.Discriminator().double()
+    real, fake = torch.rand(3, 3, 64, 80, dtype=torch.float64), torch.rand(3, 3, 64, 80, dtype=torch.float64)
+    torch.manual_seed(1)
+    loss, parts = losses.critic_loss(d, real, fake, 10.0)
+    torch.manual_seed(1)
+    gp = losses.gradient_penalty(d, real, fake)
+    separate = losses.critic(d, fake).mean() - losses.critic(d, real).mean() + 10.0 * gp
+    torch.testing.assert_close(loss, separate, rtol=1e-12, atol=1e-12)

@@ -22,7 +22,9 @@ def gradient_penalty(d, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 def critic_loss(d, real: torch.Tensor, fake: torch.Tensor, gp_weight: float):
     """D's loss and its parts: ``D(fake) - D(real) + gp_weight * GP`` (D scores real images higher)."""
-    real_score, fake_score = critic(d, real).mean(), critic(d, fake).mean()
+    # One forward for both: D has no batch statistics, so each image is scored as it would be alone.
+    scores = critic(d, torch.cat([real, fake]))
+    real_score, fake_score = scores[: real.shape[0]].mean(), scores[real.shape[0]:].mean()
     gp = gradient_penalty(d, real, fake)
     return fake_score - real_score + gp_weight * gp, {"wdist": (real_score - fake_score).item(), "gp": gp.item()}
 
