@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all bench train-indoor clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,13 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/composite.py
+
+# The default model, from scratch: data, the whole schedule (resumed if interrupted), models/indoor/.
+train-indoor: $(STAMP)
+	test -f data/indoor/train/meta.jsonl || $(PY) -m stgan_cli data synth-indoor --out data/indoor --n 10000 --seed 0 --overwrite
+	if [ -f runs/indoor/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/indoor; \
+	else $(PY) -m stgan_cli train --config configs/indoor.yaml --data data/indoor --out runs/indoor; fi
+	rm -rf models/indoor && cp -r runs/indoor/model models/indoor
 
 clean:
 	rm -rf $(VENV) out
