@@ -9,7 +9,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	# The CPU wheel first: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,export]'
 	touch $(STAMP)
 
 install: $(STAMP)

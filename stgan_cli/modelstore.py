@@ -111,9 +111,53 @@ class LoadedModel:
         return self
 
 
-def resolve(ref: str | None) -> Path:
-    """Folder of the model called ``ref`` (registry name or path); clear errors for everything else."""
+HUB_PREFIX = "hf-hub:"
+
+
+def parse_hub_ref(ref: str) -> tuple[str, str | None]:
+    """``hf-hub:ORG/REPO[@REVISION]`` -> (repo id, revision)."""
+    body = ref[len(HUB_PREFIX):]
+    repo, _, revision = body.partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise StganError(f"{ref}: expected hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION")
+    return repo, revision or None
+
+
+def is_offline(offline: bool = False) -> bool:
+    return offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def hub_folder(ref: str, offline: bool = False) -> Path:
+    """A model from the Hugging Face Hub, through huggingface_hub's own cache (``HF_HUB_CACHE``)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    repo, revision = parse_hub_ref(ref)
+    offline = is_offline(offline)
+    try:
+        folder = Path(snapshot_download(repo, revision=revision, local_files_only=offline,
+                                        allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]))
+    except LocalEntryNotFoundError:
+        if offline:
+            raise StganError(f"{ref}: not in the local Hugging Face cache, and offline mode is on "
+                             "(run `stgan models download` with a network first)") from None
+        raise StganError(f"{ref}: cannot reach the Hugging Face Hub and the model is not cached") from None
+    except RepositoryNotFoundError:
+        raise StganError(f"{ref}: no such repository on the Hub (or it is private: set HF_TOKEN)") from None
+    except RevisionNotFoundError:
+        raise StganError(f"{ref}: the repository has no revision '{revision}'") from None
+    except OSError as exc:
+        raise StganError(f"{ref}: cannot download ({exc})") from None
+    return folder
+
+
+def resolve(ref: str | None, offline: bool = False) -> Path:
+    """Folder of the model called ``ref`` (registry name, folder, or ``hf-hub:ORG/REPO[@REV]``);
+    clear errors for everything else."""
     ref = ref or DEFAULT_MODEL
+    if ref.startswith(HUB_PREFIX):
+        return _check_folder(hub_folder(ref, offline), ref)
     path = Path(ref).expanduser()
     if ref in REGISTRY and not path.exists():
         folder = models_dir() / ref
@@ -135,6 +179,10 @@ def resolve(ref: str | None) -> Path:
             raise StganError(f"{ref}: looks like a pickled PyTorch file; stgan never unpickles models, "
                              "give a model folder (config.yaml + model.safetensors)")
         raise StganError(f"{ref}: is a file, not a model folder (config.yaml + model.safetensors)")
+    return _check_folder(path, ref)
+
+
+def _check_folder(path: Path, ref: str) -> Path:
     missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (path / f).is_file()]
     if missing:
         raise StganError(f"{ref}: not a model folder (missing {' and '.join(missing)})")
@@ -158,9 +206,9 @@ def build(config: ModelConfig):
     return nets.STGAN(config.warps, config.image_size, discriminator=config.discriminator)
 
 
-def open_model(ref: str | None) -> LoadedModel:
+def open_model(ref: str | None, offline: bool = False) -> LoadedModel:
     """Resolve ``ref`` and read its config; weights load lazily (see :class:`LoadedModel`)."""
-    folder = resolve(ref)
+    folder = resolve(ref, offline)
     return LoadedModel(read_config(folder), folder, ref or DEFAULT_MODEL)
 
 

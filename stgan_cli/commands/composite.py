@@ -48,6 +48,7 @@ def composite(
     max_pixels: Annotated[int, typer.Option(
         "--max-pixels", help="Refuse images larger than this (decompression bombs).", min=1)] = DEFAULT_MAX_PIXELS,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="hf-hub: models only from the local cache.")] = False,
 ):
     """Composite FG onto BG, its placement corrected by the model's generators."""
     from ..errors import StganError, UsageError
@@ -82,7 +83,7 @@ def composite(
 
     loaded = None
     if iterations != 0 or model is not None:
-        loaded = modelstore.open_model(model)
+        loaded = modelstore.open_model(model, offline)
         if iterations is not None and iterations > loaded.config.warps:
             raise UsageError(f"--iterations {iterations}: the model has {loaded.config.warps} generators")
     check_device_name(device)
