@@ -25,11 +25,11 @@ def _progress_printer(enabled: bool):
     else:
         live = None
 
-    def show(row: dict, total: int, rate: float):
+    def show(row: dict, total: int, rate: float, stage_end: int):
         losses = "  ".join(f"{k} {row[k]:.4g}" for k in ("loss_sup", "loss_d", "loss_g", "wdist", "gp") if k in row)
-        eta = (total - row["step"]) / max(rate, 1e-9)
+        eta = (stage_end - row["step"]) / max(rate, 1e-9)
         line = (f"{row['stage']:<10} step {row['step']}/{total}  {losses}  {rate:.2f} it/s  "
-                f"ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")
+                f"stage ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")
         if live is not None:
             live.update(line)
         else:

@@ -373,17 +373,20 @@ class Trainer:
         later ``--resume``); returns the model folder when the schedule is complete."""
         cfg = self.cfg
         metrics_path = self.run_dir / "metrics.jsonl"
-        started, done_at_start = time.perf_counter(), self.step
         end = self.total if stop_after is None else min(stop_after, self.total)
+        stage_name, stage_clock, stage_from = None, time.perf_counter(), self.step
         while self.step < end:
             row = self.train_step()
             at = self.step
+            if row["stage"] != stage_name:  # stages differ ~10x in cost: rate and ETA are per stage
+                stage_name, stage_clock, stage_from = row["stage"], time.perf_counter() - row["seconds"], at - 1
             if self.dist.main:
                 if at % cfg.run.log_every == 0 or at == self.total:
                     _append(metrics_path, row)
-                    rate = (at - done_at_start) / max(time.perf_counter() - started, 1e-9)
+                    rate = (at - stage_from) / max(time.perf_counter() - stage_clock, 1e-9)
+                    stage = self.stage_at(at - 1)
                     if self.progress:
-                        self.progress(row, self.total, rate)
+                        self.progress(row, self.total, rate, stage.start + stage.steps)
                 if cfg.run.eval_every and (at % cfg.run.eval_every == 0 or at == self.total) and self.eval_data:
                     _append(metrics_path, {"step": at, "stage": row["stage"], "eval": self.evaluate()})
                 if cfg.run.sample_every and (at % cfg.run.sample_every == 0 or at == self.total):
