@@ -7,6 +7,7 @@ import typer
 from . import __version__
 from .commands import composite as composite_cmd
 from .commands import data as data_cmd
+from .commands import evaluate as evaluate_cmd
 from .commands import export as export_cmd
 from .commands import train as train_cmd
 
@@ -38,6 +39,7 @@ app.command("composite", no_args_is_help=True)(composite_cmd.composite)
 app.command("train")(train_cmd.train)
 app.command("refine", no_args_is_help=True)(train_cmd.refine)
 app.command("export", no_args_is_help=True)(export_cmd.export)
+app.command("eval", no_args_is_help=True)(evaluate_cmd.evaluate)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(export_cmd.app, name="models")
 

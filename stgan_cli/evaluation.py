@@ -46,14 +46,16 @@ def to_pixels(canon_offsets: torch.Tensor, size) -> torch.Tensor:
     return canon_offsets * canon_offsets.new_tensor([w / 2, h / 2])
 
 
-def corner_errors(p: torch.Tensor, boxes: torch.Tensor, size) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sample: mean corner distance in pixels (corner error) and the same after removing the mean
-    displacement (shape error: perspective and scale alone)."""
+def placement_errors(p: torch.Tensor, boxes: torch.Tensor, size) -> dict:
+    """Per sample, in pixels: the mean corner distance (``corner_error``), the same after removing
+    the mean displacement (``shape_error``: perspective and scale alone), and the mean displacement's
+    horizontal and vertical parts (``x_error``, ``y_error``)."""
     pts = box_points(boxes)
     delta = to_pixels(displayed(pts, p) - pts, size)
-    corner = delta.norm(dim=-1).mean(1)
-    shape = (delta - delta.mean(1, keepdim=True)).norm(dim=-1).mean(1)
-    return corner, shape
+    mean = delta.mean(1)
+    return {"corner_error": delta.norm(dim=-1).mean(1),
+            "shape_error": (delta - mean[:, None]).norm(dim=-1).mean(1),
+            "x_error": mean[:, 0].abs(), "y_error": mean[:, 1].abs()}
 
 
 def mask_iou(alpha_a: torch.Tensor, alpha_b: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -61,3 +63,55 @@ def mask_iou(alpha_a: torch.Tensor, alpha_b: torch.Tensor, threshold: float = 0.
     inter = (a & b).flatten(1).sum(1).float()
     union = (a | b).flatten(1).sum(1).float().clamp(min=1)
     return inter / union
+
+
+def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None) -> dict:
+    """Per-iteration, per-sample metrics of a prediction on canvases ``fg`` at their true pose:
+    each value is a ``(K + 1, B)`` tensor (initial first)."""
+    boxes = object_boxes(fg[:, 3])
+    out = {"corner_error": [], "shape_error": [], "x_error": [], "y_error": [], "iou": []}
+    if discriminator is not None:
+        out["realism"] = []
+    bg = getattr(pred, "background", None)
+    for p, warped in zip(pred.params, pred.warped):
+        for k, v in placement_errors(p, boxes, size).items():
+            out[k].append(v)
+        out["iou"].append(mask_iou(warped[:, 3], fg[:, 3]))
+        if discriminator is not None and bg is not None:
+            out["realism"].append(discriminator(geometry.composite(bg, warped)).mean(dim=(1, 2, 3)))
+    return {k: torch.stack(v) for k, v in out.items() if v}
+
+
+def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,
+                     keep_images: bool = False) -> dict:
+    """Metrics of ``net`` on ``dataset[indices]`` perturbed by ``p0``: per-sample arrays, means and
+    medians per iteration; with ``keep_images``, the composites of the best, median and worst samples."""
+    import numpy as np
+
+    per: dict[str, list] = {}
+    net.eval()
+    with torch.no_grad():
+        for start in range(0, len(indices), batch):
+            idx = indices[start:start + batch]
+            bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch(idx))
+            pred = net(bg, fg, p0[start:start + batch].to(device))
+            pred.background = bg
+            for k, v in iteration_metrics(pred, fg, size, getattr(net, "discriminator", None)).items():
+                per.setdefault(k, []).append(v.cpu())
+    per_sample = {k: torch.cat(v, 1).numpy() for k, v in per.items()}
+    result = {"n": len(indices), "per_sample": per_sample,
+              "means": {k: [round(float(x), 4) for x in v.mean(1)] for k, v in per_sample.items()},
+              "medians": {k: [round(float(x), 4) for x in np.median(v, 1)] for k, v in per_sample.items()}}
+    if keep_images:
+        final = per_sample["corner_error"][-1]
+        order = np.argsort(final)
+        picks = {"best": order[0], "median": order[len(order) // 2], "worst": order[-1]}
+        rows = {}
+        with torch.no_grad():
+            for name, i in picks.items():
+                bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch([indices[i]]))
+                pred = net(bg, fg, p0[i:i + 1].to(device))
+                frames = [geometry.composite(bg, w) for w in pred.warped] + [geometry.composite(bg, fg)]
+                rows[name] = (torch.cat(frames).cpu(), float(final[i]))
+        result["images"] = rows
+    return result

@@ -450,14 +450,8 @@ class Trainer:
         self.net.eval()
         bg, fg, p0 = self._eval_batch(self.cfg.data.eval_samples)
         pred = self.net(bg, fg, p0, iterations=self.trained_warps())
-        boxes = evaluation.object_boxes(fg[:, 3])
-        out = {"corner_error": [], "shape_error": [], "iou": []}
-        for p, warped in zip(pred.params, pred.warped):
-            corner, shape = evaluation.corner_errors(p, boxes, self.size)
-            out["corner_error"].append(round(corner.mean().item(), 4))
-            out["shape_error"].append(round(shape.mean().item(), 4))
-            out["iou"].append(round(evaluation.mask_iou(warped[:, 3], fg[:, 3]).mean().item(), 4))
-        return out
+        metrics = evaluation.iteration_metrics(pred, fg, self.size)
+        return {k: [round(float(x), 4) for x in metrics[k].mean(1)] for k in ("corner_error", "shape_error", "iou")}
 
     @torch.no_grad()
     def write_samples(self) -> None:
@@ -519,6 +513,8 @@ class Trainer:
             discriminator=True,
             placement=modelstore.Placement(tuple(cfg.model.placement_center), cfg.model.placement_scale),
             provenance={"data": str(cfg.data.path), "steps": self.total,
+                        "perturbation": {"homography": cfg.perturb.homography,
+                                         "translation": cfg.perturb.translation},
                         "stages": {s.name: s.steps for s in self.stages}, "seed": cfg.run.seed,
                         "device": self.device, "refined_from": self.init_note,
                         "trained": time.strftime("%Y-%m-%d")})

@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stgan_cli import evaluation
+from stgan_cli.cli import app
+from stgan_cli.data import synth_indoor as si
+
+from conftest import random_model
+
+SIZE = (120, 160)
+
+
+def box_canvas(x1, y1, x2, y2):
+    fg = torch.zeros(1, 4, *SIZE)
+    fg[:, :, y1:y2, x1:x2] = 1
+    return fg
+
+
+def test_object_boxes_are_canonical_pixel_edges():
+    boxes = evaluation.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    torch.testing.assert_close(boxes, torch.tensor([[40 / 80 - 1, 30 / 60 - 1, 80 / 80 - 1, 90 / 60 - 1]]))
+
+
+@pytest.mark.parametrize("k", [1.0, 3.0, 7.5])
+def test_pure_translation_of_k_pixels(k):
+    boxes = evaluation.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    p = torch.zeros(1, 8)
+    p[0, 0] = -k * 2 / SIZE[1]  # the object shows moved by expm(-A(p)): +k pixels in x
+    e = evaluation.placement_errors(p, boxes, SIZE)
+    assert e["corner_error"].item() == pytest.approx(k, rel=1e-5)
+    assert e["shape_error"].item() == pytest.approx(0, abs=1e-5)
+    assert e["x_error"].item() == pytest.approx(k, rel=1e-5) and e["y_error"].item() == pytest.approx(0, abs=1e-6)
+
+
+def test_identical_masks_and_disjoint_masks():
+    a = box_canvas(10, 10, 50, 50)[:, 3]
+    assert evaluation.mask_iou(a, a).item() == 1.0
+    assert evaluation.mask_iou(a, box_canvas(60, 60, 90, 90)[:, 3]).item() == 0.0
+    half = box_canvas(10, 10, 30, 50)[:, 3]
+    assert evaluation.mask_iou(a, half).item() == pytest.approx(0.5)
+
+
+def test_scaling_about_the_centre_is_shape_error_only():
+    """A = diag(a, a, -2a) scales the plane by e^(3a) about the centre: no translation at all."""
+    a = 0.05
+    boxes = torch.tensor([[-0.5, -0.5, 0.5, 0.5]])
+    p = torch.zeros(1, 8)
+    p[0, 2], p[0, 6] = a, -2 * a  # p3 = a, p7 = -2a: A[0,0] = a, A[1,1] = -p3 - p7 = a, A[2,2] = -2a
+    e = evaluation.placement_errors(p, boxes, SIZE)
+    corner_distance = np.hypot(0.5 * SIZE[1] / 2, 0.5 * SIZE[0] / 2)  # 50 px from the centre
+    expected = corner_distance * abs(np.exp(-3 * a) - 1)  # shown by expm(-A)
+    assert e["shape_error"].item() == pytest.approx(expected, rel=1e-5)
+    assert e["corner_error"].item() == pytest.approx(expected, rel=1e-5)
+    assert e["x_error"].item() < 1e-5 and e["y_error"].item() < 1e-5
+
+
+def test_eval_end_to_end(tmp_path):
+    data = tmp_path / "d"
+    si.generate(data, 6, seed=2, size=SIZE, split=1.0, workers=1)
+    model = random_model(tmp_path / "m", warps=2, std=1e-3)
+    runner = CliRunner()
+    r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--n", "12", "--json", "--report",
+                            str(tmp_path / "rep")], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["n"] == 12 and set(out) >= {"corner_error", "shape_error", "iou"}
+    assert len(out["corner_error"]) == 3 and len(out["iou"]) == 3 and len(out["realism"]) == 3
+    assert out["corner_error"][0] > 0 and 0 <= out["iou"][-1] <= 1
+    assert (tmp_path / "rep" / "cases.png").exists() and (tmp_path / "rep" / "histogram.png").exists()
+    r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--n", "12"], catch_exceptions=False)
+    assert r.exit_code == 0 and "after G2" in r.stdout
+    # an identity model with zero perturbation measures zero error and IoU 1
+    r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--n", "4", "--json",
+                            "--homography", "0", "--translation", "0"], catch_exceptions=False)
+    assert json.loads(r.stdout)["corner_error"][0] == 0 and json.loads(r.stdout)["iou"][0] == 1
