@@ -132,8 +132,8 @@ def projected_corners(dst_from_src: np.ndarray, src_size: Size, what: str = "obj
     return apply_homography(dst_from_src, corners)
 
 
-def warp_premultiplied(rgba: np.ndarray, dst_from_src: np.ndarray, out_size: Size) -> np.ndarray:
-    """Warp premultiplied ``rgba`` into an ``out_size`` (H, W) frame.
+def warp_premultiplied(rgba: np.ndarray, dst_from_src: np.ndarray, out_size: Size, replicate: bool = False) -> np.ndarray:
+    """Warp premultiplied ``rgba`` (or any float image) into an ``out_size`` (H, W) frame.
 
     When the warp shrinks the image a lot, the source is first reduced with area averaging to about
     the output scale, so thin edges do not alias (bilinear sampling alone skips pixels).
@@ -146,8 +146,9 @@ def warp_premultiplied(rgba: np.ndarray, dst_from_src: np.ndarray, out_size: Siz
         if (sh, sw) != (h, w):
             rgba = cv2.resize(rgba, (sw, sh), interpolation=cv2.INTER_AREA)
             dst_from_src = dst_from_src @ rescale_homography((sh, sw), (h, w))
+    border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT  # replicate: a background's edge
     return cv2.warpPerspective(rgba, dst_from_src, (out_size[1], out_size[0]), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+                               borderMode=border, borderValue=(0, 0, 0, 0))
 
 
 def object_roi(bg_from_crop: np.ndarray, crop_size: Size, bg_size: Size) -> tuple[int, int, int, int] | None:

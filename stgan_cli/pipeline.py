@@ -42,6 +42,35 @@ class Options:
     steps_dir: Path | None = None
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
     batch_size: int = 8
+    place: str = "auto"  # auto (faces for a glasses model) | face | scene
+    faces: str = "all"  # all | largest
+
+
+@dataclass
+class Slot:
+    """One placement the generators correct: in the whole background, or in one face's aligned frame.
+
+    ``frame_from_image`` maps background pixels into the frame (identity for the whole background),
+    ``frame_size`` is the frame's (H, W), ``frame_from_fg`` the initial placement of the cut-out in it.
+    """
+
+    frame_from_image: np.ndarray
+    frame_size: tuple[int, int]
+    frame_from_fg: np.ndarray
+    bg_low: np.ndarray | None = None
+    fg_low: np.ndarray | None = None
+    face: dict | None = None
+
+    def bg_from_fg(self, p: np.ndarray, corrected: bool) -> np.ndarray:
+        """Background-pixel homography of the cut-out: initial, or corrected by the warp ``p``."""
+        if not corrected:  # the placement alone: no warp to exponentiate, no torch to import
+            m = self.frame_from_fg
+        else:
+            from .geometry import bg_from_fg_pixels  # torch is loaded by now (Compositor.ready)
+
+            m = bg_from_fg_pixels(p, self.frame_size, self.frame_from_fg)
+        m = np.linalg.inv(self.frame_from_image) @ m
+        return m / m[2, 2]
 
 
 @dataclass
@@ -49,9 +78,7 @@ class Prepared:
     item: Item
     bg: imageio.Picture
     cutout: compositing.Cutout
-    bg_from_fg_init: np.ndarray
-    bg_low: np.ndarray | None = None
-    fg_low: np.ndarray | None = None
+    slots: list[Slot]
     timings: dict = field(default_factory=dict)
 
 
@@ -114,6 +141,9 @@ class Compositor:
         self.iterations = 0 if model is None else (model.config.warps if options.iterations is None
                                                    else options.iterations)
         self.placement = model.config.placement if model else Placement()
+        domain = model.config.domain if model else "generic"
+        self.face_mode = options.place == "face" or (options.place == "auto" and domain == "glasses")
+        self.frame_size = tuple(model.config.image_size) if model else (144, 144)
         self._cutouts: dict = {}
         self._cutout_lock = threading.Lock()
 
@@ -146,13 +176,44 @@ class Compositor:
         if bg.channels in (1, 3):
             bg.pixels = compositing.as_rgb(bg.pixels)
         t1 = time.perf_counter()
-        bg_from_fg = self.initial_placement(cutout, bg.size)
-        prep = Prepared(item, bg, cutout, bg_from_fg, timings={"load": t1 - t0})
-        if self.iterations > 0:
-            size = self.model.config.image_size
-            prep.bg_low, prep.fg_low = compositing.lowres_inputs(bg.pixels[..., :3], cutout, bg_from_fg, size)
+        if self.face_mode:
+            slots = self.face_slots(item, bg, cutout)
+        else:
+            slots = [Slot(np.eye(3), bg.size, self.initial_placement(cutout, bg.size))]
+            if self.iterations > 0:
+                slots[0].bg_low, slots[0].fg_low = compositing.lowres_inputs(
+                    bg.pixels[..., :3], cutout, slots[0].frame_from_fg, self.model.config.image_size)
+        prep = Prepared(item, bg, cutout, slots, timings={"load": t1 - t0})
         prep.timings["lowres"] = time.perf_counter() - t1
         return prep
+
+    def face_slots(self, item: Item, bg: imageio.Picture, cutout: compositing.Cutout) -> list[Slot]:
+        """One slot per face: the aligned face frame, and the glasses' lenses placed on its eyes."""
+        from . import faces
+
+        found = faces.detect_faces(bg.pixels[..., :3])
+        if not found:
+            raise StganError(f"{item.bg}: no face found")
+        if self.opt.faces == "largest":
+            found = found[:1]
+        eyes = faces.canonical_eyes(self.frame_size)
+        lenses = faces.lens_centres(cutout.rgba[..., 3])
+        if lenses is None:  # no enclosed lenses: the middles of the cut-out's left and right halves
+            h, w = cutout.rgba.shape[:2]
+            lenses = np.array([[0.25 * (w - 1), 0.45 * (h - 1)], [0.75 * (w - 1), 0.45 * (h - 1)]])
+        frame_from_fg = faces.similarity(lenses + cutout.crop_origin, eyes)
+        slots = []
+        for face in found:
+            frame_from_image = faces.similarity(face.eyes, eyes)
+            slot = Slot(frame_from_image, self.frame_size, frame_from_fg,
+                        face={"box": list(face.box), "eyes": face.eyes.round(2).tolist(), "eyes_found": face.eyes_found})
+            if self.iterations > 0:
+                bg_f = imageio.to_unit_float(bg.pixels[..., :3])
+                slot.bg_low = compositing.warp_premultiplied(bg_f, frame_from_image, self.frame_size, replicate=True)
+                slot.fg_low = compositing.warp_premultiplied(cutout.rgba, frame_from_fg @ cutout.fg_from_crop,
+                                                             self.frame_size)
+            slots.append(slot)
+        return slots
 
     def initial_placement(self, cutout: compositing.Cutout, bg_size) -> np.ndarray:
         o = self.opt
@@ -170,32 +231,34 @@ class Compositor:
         return compositing.place_scaled(cutout, bg_size, self.placement.center, scale)
 
     def predict(self, batch: list[Prepared]) -> list[np.ndarray]:
-        """Warp parameters of every item after each iteration: a ``(K + 1, 8)`` array per item."""
+        """Warp parameters of every slot of every item after each iteration: per item, a
+        ``(slots, K + 1, 8)`` array."""
         if self.iterations == 0:
-            return [np.zeros((1, 8)) for _ in batch]
+            return [np.zeros((len(p.slots), 1, 8)) for p in batch]
         import torch
 
         t0 = time.perf_counter()
-        bg = torch.from_numpy(np.stack([p.bg_low for p in batch])).permute(0, 3, 1, 2).to(self.device)
-        fg = torch.from_numpy(np.stack([p.fg_low for p in batch])).permute(0, 3, 1, 2).to(self.device)
+        slots = [s for p in batch for s in p.slots]
+        bg = torch.from_numpy(np.stack([s.bg_low for s in slots])).permute(0, 3, 1, 2).to(self.device)
+        fg = torch.from_numpy(np.stack([s.fg_low for s in slots])).permute(0, 3, 1, 2).to(self.device)
         with torch.inference_mode():
             pred = self.model.net(bg, fg, iterations=self.iterations)
         params = torch.stack(pred.params, 1).double().cpu().numpy()
         dt = (time.perf_counter() - t0) / len(batch)
+        out, at = [], 0
         for p in batch:
             p.timings["network"] = dt
-        return list(params)
+            out.append(params[at:at + len(p.slots)])
+            at += len(p.slots)
+        return out
 
     def finish(self, prep: Prepared, params: np.ndarray) -> Result:
         t0 = time.perf_counter()
-        item, bg_size = prep.item, prep.bg.size
-        if self.iterations == 0:  # the placement alone: no warp to exponentiate, no torch to import
-            homs = [prep.bg_from_fg_init / prep.bg_from_fg_init[2, 2]]
-        else:
-            from .geometry import bg_from_fg_pixels  # torch is loaded by now (Compositor.ready)
-
-            homs = [bg_from_fg_pixels(p, bg_size, prep.bg_from_fg_init) for p in params]
-        out, alpha = compositing.composite(prep.bg.pixels, prep.cutout, homs[-1])
+        item = prep.item
+        # per slot, the homography after each iteration (0 = the initial placement)
+        homs = [[slot.bg_from_fg(p, corrected=i > 0) for i, p in enumerate(slot_params)]
+                for slot, slot_params in zip(prep.slots, params)]
+        out, alpha = self.composite_all(prep, [h[-1] for h in homs])
         t1 = time.perf_counter()
         imageio.write_image(item.out, out, prep.bg.icc)
         if self.opt.save_mask:
@@ -208,18 +271,27 @@ class Compositor:
             self.write_steps(prep, homs, out)
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
-        return Result(item, "ok", homography=homs[-1].tolist(), timings=timings)
+        return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings)
+
+    def composite_all(self, prep: Prepared, finals: list[np.ndarray]):
+        """Every slot's object onto the background in one pass; the union of their masks."""
+        out, alpha = prep.bg.pixels, None
+        for m in finals:
+            out, a = compositing.composite(out, prep.cutout, m)
+            alpha = a if alpha is None else np.maximum(alpha, a)
+        return out, alpha
 
     # --- outputs -------------------------------------------------------------------------------
 
-    def sidecar(self, prep: Prepared, params: np.ndarray, homs: list[np.ndarray]) -> dict:
+    def sidecar(self, prep: Prepared, params: np.ndarray, homs: list[list[np.ndarray]]) -> dict:
         fh, fw = prep.cutout.source_size
         bh, bw = prep.bg.size
-        return {
-            "homography": homs[-1].tolist(),
-            "iterations": [m.tolist() for m in homs[1:]],
-            "initial_homography": homs[0].tolist(),
-            "params": [p.tolist() for p in params],
+        first = homs[0]
+        data = {
+            "homography": first[-1].tolist(),
+            "iterations": [m.tolist() for m in first[1:]],
+            "initial_homography": first[0].tolist(),
+            "params": [p.tolist() for p in params[0]],
             "model": None if self.model is None else {"ref": self.model.ref, "path": str(self.model.path),
                                                       "warps": self.model.config.warps},
             "foreground": str(prep.item.fg),
@@ -229,8 +301,12 @@ class Compositor:
             "convention": "homography maps foreground pixel (x, y, 1) to background pixels; "
                           "pixel centres at integer coordinates",
         }
+        if self.face_mode:
+            data["faces"] = [{**slot.face, "homography": h[-1].tolist(), "initial_homography": h[0].tolist()}
+                             for slot, h in zip(prep.slots, homs)]
+        return data
 
-    def write_steps(self, prep: Prepared, homs: list[np.ndarray], final: np.ndarray) -> None:
+    def write_steps(self, prep: Prepared, homs: list[list[np.ndarray]], final: np.ndarray) -> None:
         folder = self.opt.steps_dir
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -238,8 +314,9 @@ class Compositor:
             raise StganError(f"{folder}: cannot create the steps folder ({exc.strerror})") from None
         stem, ext = prep.item.out.stem, prep.item.out.suffix or ".png"
         frames = []
-        for i, m in enumerate(homs):
-            img = final if i == len(homs) - 1 else compositing.composite(prep.bg.pixels, prep.cutout, m)[0]
+        count = len(homs[0])
+        for i in range(count):
+            img = final if i == count - 1 else self.composite_all(prep, [h[i] for h in homs])[0]
             imageio.write_image(folder / f"{stem}_step{i}{ext}", img, prep.bg.icc)
             frames.append(img)
         imageio.write_image(folder / f"{stem}_steps.png", compositing.strip(frames), prep.bg.icc)

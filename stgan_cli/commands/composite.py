@@ -49,6 +49,9 @@ def composite(
         "--max-pixels", help="Refuse images larger than this (decompression bombs).", min=1)] = DEFAULT_MAX_PIXELS,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout.")] = False,
     offline: Annotated[bool, typer.Option("--offline", help="hf-hub: models only from the local cache.")] = False,
+    place: Annotated[str, typer.Option(
+        "--place", help="auto (faces for a glasses model) | face (glasses on every detected face) | scene.")] = "auto",
+    faces: Annotated[str, typer.Option("--faces", help="With face placement: all | largest.")] = "all",
 ):
     """Composite FG onto BG, its placement corrected by the model's generators."""
     from ..errors import StganError, UsageError
@@ -61,6 +64,10 @@ def composite(
         raise UsageError("--skip-existing and --overwrite contradict each other")
     if iterations is not None and iterations < 0:
         raise UsageError("--iterations must be 0 or more")
+    if place not in ("auto", "face", "scene"):
+        raise UsageError(f"--place {place}: expected auto, face or scene")
+    if faces not in ("all", "largest"):
+        raise UsageError(f"--faces {faces}: expected all or largest")
     if scale is not None and scale <= 0:
         raise UsageError("--scale must be a positive fraction of the background width")
     box_xyxy = parse_numbers(box, 4, "--box") if box else None
@@ -102,7 +109,7 @@ def composite(
         box=box_xyxy,
         at=at_xy,
         scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
-        max_pixels=max_pixels, batch_size=batch_size,
+        max_pixels=max_pixels, batch_size=batch_size, place=place, faces=faces,
     )
     compositor = Compositor(loaded, opts, on_ready=on_ready)
 

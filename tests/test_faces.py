@@ -1,0 +1,146 @@
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from stgan_cli import compositing, faces, frames, geometry, imageio, modelstore
+from stgan_cli.cli import app
+from stgan_cli.pipeline import Compositor, Item, Options
+
+from conftest import REALDATA, random_model, scene, write_rgb, write_rgba
+
+FACES = REALDATA / "faces" / "no_glasses"
+GLASSES = REALDATA / "glasses"
+needs_real = pytest.mark.skipif(not FACES.is_dir(), reason="../shared/realdata is not present")
+
+
+def drawn_glasses(size=(60, 160), centres=((40, 30), (120, 30)), radius=18):
+    """RGBA glasses: two rings with a bridge and temples; the lens centres are known."""
+    img = np.zeros((*size, 4), np.uint8)
+    for c in centres:
+        cv2.circle(img, c, radius, (20, 20, 20, 255), 4)
+    cv2.line(img, (centres[0][0] + radius, 30), (centres[1][0] - radius, 30), (20, 20, 20, 255), 3)
+    cv2.line(img, (0, 24), (centres[0][0] - radius, 28), (20, 20, 20, 255), 3)
+    cv2.line(img, (centres[1][0] + radius, 28), (size[1] - 1, 24), (20, 20, 20, 255), 3)
+    return img
+
+
+def glasses_model(folder, warps=2):
+    path = random_model(folder, warps=warps, image_size=(144, 144), std=5e-4)
+    cfg = modelstore.read_config(path)
+    cfg.domain = "glasses"
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    return path
+
+
+def test_similarity_maps_points_and_keeps_angles():
+    src = np.array([[10.0, 20.0], [50.0, 30.0]])
+    dst = np.array([[100.0, 100.0], [140.0, 80.0]])
+    m = faces.similarity(src, dst)
+    np.testing.assert_allclose(frames.apply_homography(m, src), dst, atol=1e-9)
+    a, b = m[0, 0], m[1, 0]
+    np.testing.assert_allclose(m[:2, :2], [[a, -b], [b, a]])  # rotation and uniform scale only
+
+
+def test_canonical_eyes_scale_with_the_frame():
+    np.testing.assert_allclose(faces.canonical_eyes((144, 144)), faces.CANONICAL_EYES_144)
+    e = faces.canonical_eyes((288, 288))
+    np.testing.assert_allclose(e[1] - e[0], 2 * (faces.CANONICAL_EYES_144[1] - faces.CANONICAL_EYES_144[0]))
+
+
+def test_lens_centres_of_drawn_glasses():
+    g = drawn_glasses()
+    np.testing.assert_allclose(faces.lens_centres(g[..., 3] / 255), [[40, 30], [120, 30]], atol=1.0)
+
+
+def given_face(monkeypatch, eyes):
+    face = faces.Face((0, 0, 10, 10), np.array(eyes, float), True)
+    monkeypatch.setattr(faces, "detect_faces", lambda rgb: [face])
+
+
+@pytest.mark.parametrize("eyes", [[[200, 150], [260, 150]], [[300, 200], [380, 240]]])
+def test_glasses_land_on_the_eyes_scaled_and_rolled(tmp_path, monkeypatch, eyes):
+    """Placement logic on a given face: the lens centres go onto the eyes (scale and roll follow)."""
+    given_face(monkeypatch, eyes)
+    g = drawn_glasses()
+    write_rgba(tmp_path / "g.png", g)
+    write_rgb(tmp_path / "face.png", scene((480, 640)))
+    comp = Compositor(None, Options(iterations=0, place="face"))
+    prep = comp.prepare(Item(tmp_path / "g.png", tmp_path / "face.png", tmp_path / "o.png"))
+    (slot,) = prep.slots
+    m = slot.bg_from_fg(np.zeros(8), corrected=False)
+    np.testing.assert_allclose(frames.apply_homography(m, [[40, 30], [120, 30]]), eyes, atol=1.0)
+
+
+def test_face_frame_transfer_matches_the_low_res_frame(tmp_path, monkeypatch):
+    """The central property for faces: the full-res glasses, seen in the face frame, are where the
+    generators saw them."""
+    given_face(monkeypatch, [[310, 220], [390, 236]])
+    write_rgba(tmp_path / "g.png", drawn_glasses())
+    write_rgb(tmp_path / "face.png", scene((720, 960)))
+    model = modelstore.load(str(glasses_model(tmp_path / "m")))
+    comp = Compositor(model, Options(place="face"))
+    comp.ready()
+    prep = comp.prepare(Item(tmp_path / "g.png", tmp_path / "face.png", tmp_path / "o.png"))
+    (params,) = comp.predict([prep])
+    slot = prep.slots[0]
+    p = params[0][-1]
+    assert np.abs(p).max() > 0.02
+    _, alpha = compositing.composite(prep.bg.pixels, prep.cutout, slot.bg_from_fg(p, corrected=True))
+    seen = cv2.warpPerspective(alpha, slot.frame_from_image, (144, 144), flags=cv2.INTER_AREA)
+    low = geometry.warp_foreground(torch.from_numpy(slot.fg_low).permute(2, 0, 1)[None].double(),
+                                   torch.from_numpy(p)[None])[0, 3].numpy()
+    inter = ((seen > 0.5) & (low > 0.5)).sum()
+    union = ((seen > 0.5) | (low > 0.5)).sum()
+    assert inter / union > 0.85  # thin frames: a pixel of resampling is a large share of them
+
+
+def test_a_photo_without_a_face_is_reported(tmp_path):
+    write_rgba(tmp_path / "g.png", drawn_glasses())
+    write_rgb(tmp_path / "room.png", scene((240, 320)))
+    r = CliRunner().invoke(app, ["composite", str(tmp_path / "g.png"), str(tmp_path / "room.png"), "--out",
+                                 str(tmp_path / "o.png"), "--iterations", "0", "--place", "face"])
+    assert r.exit_code == 1 and "room.png: no face found" in r.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+@needs_real
+def test_real_photos_one_pair_per_face_between_the_eyes(tmp_path):
+    model = glasses_model(tmp_path / "m")
+    out = tmp_path / "out"
+    out.mkdir()
+    r = CliRunner().invoke(app, ["composite", str(GLASSES / "glasses_00.png"), str(FACES / "couple.jpg"), "--out",
+                                 str(out / "couple.jpg"), "--model", str(model), "--save-warp", "--iterations", "0"])
+    assert r.exit_code == 0, r.stderr
+    side = json.loads((out / "couple.json").read_text())
+    assert len(side["faces"]) == 2
+    lenses = faces.lens_centres(imageio.to_unit_float(imageio.read_image(GLASSES / "glasses_00.png").pixels)[..., 3])
+    for face in side["faces"]:
+        eyes = np.array(face["eyes"])
+        placed = frames.apply_homography(np.array(face["homography"]), lenses)
+        np.testing.assert_allclose(placed, eyes, atol=1.5)  # between the eyes, scaled to their distance
+    r = CliRunner().invoke(app, ["composite", str(GLASSES / "glasses_00.png"), str(FACES / "couple.jpg"), "--out",
+                                 str(tmp_path / "one.jpg"), "--faces", "largest", "--place", "face", "--save-warp",
+                                 "--iterations", "0"])
+    assert r.exit_code == 0 and len(json.loads((tmp_path / "one.json").read_text())["faces"]) == 1
+
+
+@needs_real
+def test_rotating_the_face_rotates_the_glasses(tmp_path):
+    photo = imageio.read_image(FACES / "img1.jpg").pixels
+    h, w = photo.shape[:2]
+    angles = {}
+    for deg in (0, 12):
+        rot = cv2.getRotationMatrix2D((w / 2, h / 2), deg, 1.0)
+        img = cv2.warpAffine(photo, rot, (w, h), borderMode=cv2.BORDER_REPLICATE)
+        found = faces.detect_faces(img)
+        assert found and found[0].eyes_found
+        e = found[0].eyes
+        angles[deg] = math.degrees(math.atan2(e[1][1] - e[0][1], e[1][0] - e[0][0]))
+    # OpenCV rotates counter-clockwise for positive angles: the eye line turns by about -12 degrees
+    assert abs((angles[12] - angles[0]) + 12) < 4, angles
