@@ -144,3 +144,42 @@ def test_rotating_the_face_rotates_the_glasses(tmp_path):
         angles[deg] = math.degrees(math.atan2(e[1][1] - e[0][1], e[1][0] - e[0][0]))
     # OpenCV rotates counter-clockwise for positive angles: the eye line turns by about -12 degrees
     assert abs((angles[12] - angles[0]) + 12) < 4, angles
+
+
+def test_data_glasses_builds_the_unpaired_layout(tmp_path, monkeypatch):
+    given_face(monkeypatch, [[140, 120], [200, 122]])
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "glasses").mkdir()
+    for i in range(2):
+        write_rgb(tmp_path / "faces" / f"p{i}.jpg", scene((300, 340), seed=i))
+    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    r = CliRunner().invoke(app, ["data", "glasses", "--faces", str(tmp_path / "faces"), "--glasses",
+                                 str(tmp_path / "glasses"), "--out", str(tmp_path / "ds"), "--copies", "3"])
+    assert r.exit_code == 0, r.stderr
+    assert len(list((tmp_path / "ds" / "backgrounds").iterdir())) == 6
+    assert len(list((tmp_path / "ds" / "real").iterdir())) == 6
+    assert len(list((tmp_path / "ds" / "objects").iterdir())) == 2  # the glasses and their mirror image
+    canvas = imageio.read_image(tmp_path / "ds" / "objects" / "g.png").pixels
+    assert canvas.shape == (144, 144, 4)
+    np.testing.assert_allclose(faces.lens_centres(canvas[..., 3] / 255), faces.canonical_eyes((144, 144)), atol=1.5)
+    from stgan_cli.data.datasets import UnpairedDataset
+
+    ds = UnpairedDataset.load(tmp_path / "ds", (144, 144))
+    assert ds.bg.shape[0] == 6 and ds.fg.shape[0] == 2
+
+
+@needs_real
+def test_data_glasses_on_real_faces_aligns_the_eyes(tmp_path):
+    small = tmp_path / "faces"
+    small.mkdir()
+    for name in ("img1.jpg", "couple.jpg"):
+        (small / name).write_bytes((FACES / name).read_bytes())
+    r = CliRunner().invoke(app, ["data", "glasses", "--faces", str(small), "--glasses", str(GLASSES), "--out",
+                                 str(tmp_path / "ds"), "--copies", "1"])
+    assert r.exit_code == 0, r.stderr
+    crops = sorted((tmp_path / "ds" / "backgrounds").iterdir())
+    assert len(crops) == 3  # one face in img1, two in the couple
+    for crop in crops:  # detecting again in the crop finds the eyes where they were put
+        found = faces.detect_faces(imageio.read_image(crop).pixels)
+        if found and found[0].eyes_found:
+            np.testing.assert_allclose(found[0].eyes, faces.canonical_eyes((144, 144)), atol=6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -114,3 +114,21 @@ def sheet(
     grid = np.concatenate([part for s in strips for part in (gap, s)][1:], 0)
     imageio.write_image(out, grid)
     log(f"wrote {out} ({len(tiles)} samples)")
+
+
+@app.command("glasses", no_args_is_help=True)
+@friendly_errors
+def glasses(
+    faces_dir: Annotated[Path, typer.Option("--faces", help="Photos of people (without glasses).")],
+    glasses_dir: Annotated[Path, typer.Option("--glasses", help="RGBA glasses: canonical canvases or tight cut-outs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write (backgrounds/, objects/, real/).")],
+    real: Annotated[Optional[Path], typer.Option("--real", help="Photos of people wearing glasses (unpaired route).")] = None,
+    size: Annotated[int, typer.Option("--size", help="Side of the square face frame.", min=32)] = 144,
+    copies: Annotated[int, typer.Option("--copies", help="Crops per face: the first plain, the rest augmented.", min=1)] = 4,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+):
+    """Build a glasses training folder from face photos: aligned crops, canonical glasses, real examples."""
+    from ..data.glasses import build
+
+    counts = build(faces_dir, glasses_dir, out, (size, size), copies, real, seed, log=lambda m: log(m))
+    log(f"wrote {counts['backgrounds']} face crops, {counts['objects']} glasses, {counts['real']} real examples to {out}")

@@ -1,0 +1,121 @@
+"""A glasses training folder from ordinary face photos (``stgan data glasses``).
+
+Writes the unpaired layout that ``configs/glasses.yaml`` reads::
+
+    backgrounds/   aligned face crops (eyes where CelebA's aligned images have them), augmented
+    objects/       each pair of glasses on the canonical canvas, lenses on the canonical eyes
+    real/          aligned crops of people wearing glasses (--real), or, without them, the
+                   faces with glasses placed at the detected-eye pose (the paired route)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .. import compositing, faces, imageio
+from ..errors import StganError
+from .datasets import IMAGE_SUFFIXES
+
+
+def _aligned(rgb: np.ndarray, face: faces.Face, size, rng, augment: bool) -> np.ndarray:
+    """The face's crop in the model frame; with ``augment``, a small random pose, a flip and colour."""
+    m = faces.similarity(face.eyes, faces.canonical_eyes(size))
+    if augment:  # a slightly different crop: rotation +-5 deg, scale +-5 %, shift +-2 % of the frame
+        angle, scale = math.radians(rng.uniform(-5, 5)), rng.uniform(0.95, 1.05)
+        c = np.array([(size[1] - 1) / 2, (size[0] - 1) / 2])
+        rot = np.array([[scale * math.cos(angle), -scale * math.sin(angle)], [scale * math.sin(angle), scale * math.cos(angle)]])
+        jitter = np.eye(3)
+        jitter[:2, :2] = rot
+        jitter[:2, 2] = c - rot @ c + rng.uniform(-0.02, 0.02, 2) * np.array(size[::-1])
+        m = jitter @ m
+    crop = compositing.warp_premultiplied(imageio.to_unit_float(rgb), m, size, replicate=True)
+    if augment:
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]  # the canonical eyes are symmetric about the frame's middle
+        grey = crop.mean(2, keepdims=True)
+        crop = grey + (crop - grey) * rng.uniform(0.8, 1.2)  # saturation
+        crop = (crop - 0.5) * rng.uniform(0.85, 1.15) + 0.5 + rng.uniform(-0.06, 0.06)  # contrast, brightness
+    return np.clip(crop, 0, 1)
+
+
+def canonical_glasses(pic: imageio.Picture, size) -> np.ndarray:
+    """Premultiplied float RGBA canvas of ``size`` with the lenses on the canonical eyes."""
+    cutout = compositing.make_cutout(pic)
+    lenses = faces.lens_centres(cutout.rgba[..., 3])
+    if lenses is None:
+        raise StganError(f"{pic.path}: cannot find two lenses in the alpha (is it a pair of glasses?)")
+    frame_from_crop = faces.similarity(lenses, faces.canonical_eyes(size))
+    return compositing.warp_premultiplied(cutout.rgba, frame_from_crop, size)
+
+
+def _images(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise StganError(f"{folder}: no such folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise StganError(f"{folder}: no images")
+    return files
+
+
+def _to8(premult_or_rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    if alpha is not None:
+        rgb = premult_or_rgb / np.maximum(alpha[..., None], 1e-6)
+        premult_or_rgb = np.dstack([rgb, alpha])
+    return np.round(np.clip(premult_or_rgb, 0, 1) * 255).astype(np.uint8)
+
+
+def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies: int = 4, real_dir: Path | None = None,
+          seed: int = 0, log=print) -> dict:
+    """Write the folder; returns the counts. Photos without a face are reported and skipped."""
+    rng = np.random.default_rng(seed)
+    for sub in ("backgrounds", "objects", "real"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    canvases = []
+    for path in _images(glasses_dir):
+        canvas = canonical_glasses(imageio.read_image(path), size)
+        canvases.append(canvas)
+        imageio.write_image(out / "objects" / f"{path.stem}.png", _to8(canvas[..., :3], canvas[..., 3]))
+        flipped = np.ascontiguousarray(canvas[:, ::-1])
+        imageio.write_image(out / "objects" / f"{path.stem}_flip.png", _to8(flipped[..., :3], flipped[..., 3]))
+
+    def crops_of(folder: Path, kind: str):
+        made, skipped = 0, []
+        for path in _images(folder):
+            try:
+                pic = imageio.read_image(path)
+            except StganError as exc:
+                skipped.append(str(exc))
+                continue
+            rgb = compositing.as_rgb(pic.pixels)
+            found = [f for f in faces.detect_faces(rgb) if f.eyes_found]
+            if not found:
+                skipped.append(f"{path}: no face with both eyes found")
+                continue
+            for k, face in enumerate(found):
+                for j in range(copies):
+                    yield path, k, j, _aligned(rgb, face, size, rng, augment=j > 0)
+                made += 1
+        for s in skipped:
+            log(f"skipped {s}")
+        if made == 0:
+            raise StganError(f"{folder}: no usable {kind} (no face with both eyes found in any photo)")
+
+    counts = {"backgrounds": 0, "objects": 2 * len(canvases), "real": 0}
+    for path, k, j, crop in crops_of(face_dir, "faces"):
+        name = f"{path.stem}_f{k}_a{j}.png"
+        imageio.write_image(out / "backgrounds" / name, _to8(crop))
+        counts["backgrounds"] += 1
+        if real_dir is None:  # the paired route: glasses where the eyes are
+            g = canvases[int(rng.integers(len(canvases)))]
+            if j % 2:
+                g = g[:, ::-1]
+            imageio.write_image(out / "real" / name, _to8(g[..., :3] + crop * (1 - g[..., 3:])))
+            counts["real"] += 1
+    if real_dir is not None:
+        for path, k, j, crop in crops_of(real_dir, "photos with glasses"):
+            imageio.write_image(out / "real" / f"{path.stem}_f{k}_a{j}.png", _to8(crop))
+            counts["real"] += 1
+    return counts
