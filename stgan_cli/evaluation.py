@@ -65,25 +65,41 @@ def mask_iou(alpha_a: torch.Tensor, alpha_b: torch.Tensor, threshold: float = 0.
     return inter / union
 
 
-def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None) -> dict:
+def lens_errors(p: torch.Tensor, eyes: torch.Tensor, size) -> torch.Tensor:
+    """Per sample: the lens centres' mean distance from the eyes, divided by the eye distance.
+
+    On an aligned face frame with glasses on the canonical canvas, the lenses sit on the eyes
+    ``eyes`` (2, 2) (pixels) when ``p = 0``."""
+    h, w = size
+    scale = eyes.new_tensor([2 / w, 2 / h])
+    pts = ((eyes + 0.5) * scale - 1).expand(p.shape[0], 2, 2)
+    delta = to_pixels(displayed(pts, p) - pts, size)
+    return delta.norm(dim=-1).mean(1) / (eyes[1] - eyes[0]).norm()
+
+
+def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: torch.Tensor | None = None) -> dict:
     """Per-iteration, per-sample metrics of a prediction on canvases ``fg`` at their true pose:
     each value is a ``(K + 1, B)`` tensor (initial first)."""
     boxes = object_boxes(fg[:, 3])
     out = {"corner_error": [], "shape_error": [], "x_error": [], "y_error": [], "iou": []}
     if discriminator is not None:
         out["realism"] = []
+    if eyes is not None:
+        out["lens_error"] = []
     bg = getattr(pred, "background", None)
     for p, warped in zip(pred.params, pred.warped):
         for k, v in placement_errors(p, boxes, size).items():
             out[k].append(v)
         out["iou"].append(mask_iou(warped[:, 3], fg[:, 3]))
+        if eyes is not None:
+            out["lens_error"].append(lens_errors(p, eyes, size))
         if discriminator is not None and bg is not None:
             out["realism"].append(discriminator(geometry.composite(bg, warped)).mean(dim=(1, 2, 3)))
     return {k: torch.stack(v) for k, v in out.items() if v}
 
 
 def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,
-                     keep_images: bool = False) -> dict:
+                     keep_images: bool = False, eyes: torch.Tensor | None = None) -> dict:
     """Metrics of ``net`` on ``dataset[indices]`` perturbed by ``p0``: per-sample arrays, means and
     medians per iteration; with ``keep_images``, the composites of the best, median and worst samples."""
     import numpy as np
@@ -96,7 +112,7 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
             bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch(idx))
             pred = net(bg, fg, p0[start:start + batch].to(device))
             pred.background = bg
-            for k, v in iteration_metrics(pred, fg, size, getattr(net, "discriminator", None)).items():
+            for k, v in iteration_metrics(pred, fg, size, getattr(net, "discriminator", None), eyes).items():
                 per.setdefault(k, []).append(v.cpu())
     per_sample = {k: torch.cat(v, 1).numpy() for k, v in per.items()}
     result = {"n": len(indices), "per_sample": per_sample,

@@ -183,3 +183,34 @@ def test_data_glasses_on_real_faces_aligns_the_eyes(tmp_path):
         found = faces.detect_faces(imageio.read_image(crop).pixels)
         if found and found[0].eyes_found:
             np.testing.assert_allclose(found[0].eyes, faces.canonical_eyes((144, 144)), atol=6)
+
+
+def test_lens_error_is_normalised_by_the_eye_distance():
+    from stgan_cli import evaluation
+
+    eyes = torch.from_numpy(faces.canonical_eyes((144, 144))).float()
+    p = torch.zeros(2, 8)
+    p[1, 0] = -0.1 * 2 / 144 * 39  # shows the glasses moved right by 0.1 eye distances (39 px)
+    err = evaluation.lens_errors(p, eyes, (144, 144))
+    assert err[0].item() == pytest.approx(0, abs=1e-6) and err[1].item() == pytest.approx(0.1, rel=1e-3)
+
+
+def test_eval_on_a_glasses_folder_reports_the_lens_error(tmp_path, monkeypatch):
+    given_face(monkeypatch, [[140, 120], [200, 122]])
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "glasses").mkdir()
+    for i in range(3):
+        write_rgb(tmp_path / "faces" / f"p{i}.jpg", scene((300, 340), seed=i))
+    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    runner = CliRunner()
+    assert runner.invoke(app, ["data", "glasses", "--faces", str(tmp_path / "faces"), "--glasses",
+                               str(tmp_path / "glasses"), "--out", str(tmp_path / "ds"), "--copies", "1"]).exit_code == 0
+    model = glasses_model(tmp_path / "m")
+    r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--n", "6", "--json"],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["lens_error"]) == 3 and out["lens_error"][0] > 0.05
+    r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--n", "6"], env={"COLUMNS": "200"},
+                      catch_exceptions=False)
+    assert "lens err / eye dist" in r.stdout

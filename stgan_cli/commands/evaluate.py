@@ -43,11 +43,19 @@ def evaluate(
     trained = (cfg.provenance or {}).get("perturbation", {})
     std_h = homography if homography is not None else trained.get("homography", 0.1)
     std_t = translation if translation is not None else trained.get("translation", 0.1)
-    ds = PairedDataset.load(data, cfg.image_size)
+    eyes = None
+    if cfg.domain == "glasses" and (Path(data) / "real").is_dir():  # a `stgan data glasses` folder
+        from ..data.datasets import GlassesEvalSet
+        from ..faces import canonical_eyes
+
+        ds = GlassesEvalSet.load(data, cfg.image_size)
+        eyes = torch.from_numpy(canonical_eyes(cfg.image_size)).float()
+    else:
+        ds = PairedDataset.load(data, cfg.image_size)
     idx = np.resize(np.arange(len(ds)), n)
     p0 = warp_noise(n, std_h, std_t, np.random.default_rng(seed))
     result = evaluate_batches(net, ds, idx, torch.from_numpy(p0).float(), cfg.image_size, dev,
-                              keep_images=report is not None)
+                              keep_images=report is not None, eyes=eyes)
     summary = {"model": loaded.ref, "data": str(data), "n": n, "seed": seed,
                "perturbation": {"homography": std_h, "translation": std_t}, **result["means"]}
     if as_json:
@@ -66,14 +74,20 @@ def _table(result: dict, warps: int) -> None:
     from rich.table import Table
 
     table = Table(title=f"placement error over {result['n']} samples (pixels at the model size)")
-    for col in ("", "corner err (mean / median)", "shape err (mean / median)", "x / y err (mean)", "IoU (mean)",
-                "realism (D)"):
-        table.add_column(col, justify="right")
     m, med = result["means"], result["medians"]
+    columns = ["", "corner err (mean / median)", "shape err (mean / median)", "x / y err (mean)", "IoU (mean)",
+               "realism (D)"]
+    if "lens_error" in m:
+        columns.append("lens err / eye dist (mean / median)")
+    for col in columns:
+        table.add_column(col, justify="right")
     for i in range(len(m["corner_error"])):
         label = "initial" if i == 0 else f"after G{i}"
         realism = f"{m['realism'][i]:.3f}" if m.get("realism") else "-"
-        table.add_row(label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f}",
-                      f"{m['shape_error'][i]:.2f} / {med['shape_error'][i]:.2f}",
-                      f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['iou'][i]:.3f}", realism)
+        row = [label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f}",
+               f"{m['shape_error'][i]:.2f} / {med['shape_error'][i]:.2f}",
+               f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['iou'][i]:.3f}", realism]
+        if "lens_error" in m:
+            row.append(f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}")
+        table.add_row(*row)
     Console().print(table)

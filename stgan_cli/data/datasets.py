@@ -198,6 +198,27 @@ class UnpairedDataset:
         return cls(folder, arrays["bg"], arrays["fg"], arrays["real"])
 
 
+class GlassesEvalSet:
+    """Aligned faces paired with canonical glasses (a ``stgan data glasses`` folder): the glasses
+    are at their true pose on every face, so placement can be measured."""
+
+    def __init__(self, data: "UnpairedDataset"):
+        self.data = data
+
+    @classmethod
+    def load(cls, root, size) -> "GlassesEvalSet":
+        return cls(UnpairedDataset.load(root, size))
+
+    def __len__(self) -> int:
+        return len(self.data.bg)
+
+    def batch(self, indices):
+        idx = np.asarray(indices)
+        bg = self.data.bg[idx].transpose(0, 3, 1, 2).astype(np.float32) / 255
+        fg = self.data.fg[idx % len(self.data.fg)].transpose(0, 3, 1, 2).astype(np.float32) / 255
+        return bg, fg
+
+
 # --- CelebA ------------------------------------------------------------------------------------
 
 CELEBA_CROP = 144
