@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench train-indoor clean
+.PHONY: install demo test test-all bench train-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +32,16 @@ train-indoor: $(STAMP)
 	if [ -f runs/indoor/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/indoor; \
 	else $(PY) -m stgan_cli train --config configs/indoor.yaml --data data/indoor --out runs/indoor; fi
 	rm -rf models/indoor && cp -r runs/indoor/model models/indoor
+
+# The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
+REALDATA ?= ../shared/realdata
+train-glasses: $(STAMP)
+	test -d $(REALDATA)/faces/no_glasses || { echo "train-glasses needs $(REALDATA)/faces and glasses"; exit 1; }
+	test -f data/glasses/train/backgrounds/.done || { $(PY) -m stgan_cli data glasses --faces $(REALDATA)/faces/no_glasses \
+		--glasses $(REALDATA)/glasses --out data/glasses --copies 8 --holdout 5 && touch data/glasses/train/backgrounds/.done; }
+	if [ -f runs/glasses/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/glasses; \
+	else $(PY) -m stgan_cli train --config configs/glasses.yaml --data data/glasses --out runs/glasses; fi
+	rm -rf models/glasses && cp -r runs/glasses/model models/glasses
 
 clean:
 	rm -rf $(VENV) out

@@ -214,3 +214,28 @@ def test_eval_on_a_glasses_folder_reports_the_lens_error(tmp_path, monkeypatch):
     r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--n", "6"], env={"COLUMNS": "200"},
                       catch_exceptions=False)
     assert "lens err / eye dist" in r.stdout
+
+
+def test_holdout_split_and_glasses_training(tmp_path, monkeypatch):
+    """`--holdout` writes train/ and test/; `data.kind: glasses` trains on it, every stage kind."""
+    given_face(monkeypatch, [[140, 120], [200, 122]])
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "glasses").mkdir()
+    for i in range(5):
+        write_rgb(tmp_path / "faces" / f"p{i}.jpg", scene((300, 340), seed=i))
+    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    runner = CliRunner()
+    r = runner.invoke(app, ["data", "glasses", "--faces", str(tmp_path / "faces"), "--glasses", str(tmp_path / "glasses"),
+                            "--out", str(tmp_path / "ds"), "--copies", "2", "--holdout", "5"])
+    assert r.exit_code == 0, r.stderr
+    assert len(list((tmp_path / "ds" / "train" / "backgrounds").iterdir())) == 8  # 4 photos x 2 copies
+    assert len(list((tmp_path / "ds" / "test" / "backgrounds").iterdir())) == 1  # p4, unaugmented
+    from stgan_cli.training import config as C
+    from stgan_cli.training.trainer import Trainer
+
+    cfg = C.load(None, [f"data.path={tmp_path / 'ds'}", "data.kind=glasses", "model.image_size=[48, 48]",
+                        "model.warps=1", "stages.pretrain=2", "stages.d_pretrain=1", "stages.warp=1",
+                        "optim.batch_size=2", "data.eval_samples=2", "run.sample_every=0"])
+    trainer = Trainer(cfg, tmp_path / "run", "cpu", log=lambda *a: None)
+    assert trainer.run() is not None
+    assert len(trainer.evaluate()["corner_error"]) == 2

@@ -55,7 +55,7 @@ def test_config_precedence_and_types(tmp_path):
     ("", ["stages.wrap=3"], "unknown key 'stages.wrap' (did you mean 'warp'?)"),
     ("", ["model.warps=two"], "model.warps: expected int"),
     ("", ["optim.batch_size=5", "optim.grad_accum=2"], "divisible"),
-    ("", ["data.kind=triplets"], "paired or unpaired"),
+    ("", ["data.kind=triplets"], "paired, unpaired or glasses"),
     ("model: [1, 2]\n", [], "should be a mapping"),
     ("optim: {lr_g: 1\n", [], "not valid YAML"),
 ])

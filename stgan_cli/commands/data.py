@@ -126,9 +126,12 @@ def glasses(
     size: Annotated[int, typer.Option("--size", help="Side of the square face frame.", min=32)] = 144,
     copies: Annotated[int, typer.Option("--copies", help="Crops per face: the first plain, the rest augmented.", min=1)] = 4,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    holdout: Annotated[int, typer.Option(
+        "--holdout", help="Every K-th photo into test/ (unaugmented), the rest into train/; 0: no split.", min=0)] = 0,
 ):
     """Build a glasses training folder from face photos: aligned crops, canonical glasses, real examples."""
     from ..data.glasses import build
 
-    counts = build(faces_dir, glasses_dir, out, (size, size), copies, real, seed, log=lambda m: log(m))
-    log(f"wrote {counts['backgrounds']} face crops, {counts['objects']} glasses, {counts['real']} real examples to {out}")
+    counts = build(faces_dir, glasses_dir, out, (size, size), copies, real, seed, log=lambda m: log(m), holdout=holdout)
+    test = f", {counts['test']} held-out faces in test/" if "test" in counts else ""
+    log(f"wrote {counts['backgrounds']} face crops, {counts['objects']} glasses, {counts['real']} real examples{test} to {out}")

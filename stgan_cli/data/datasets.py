@@ -212,10 +212,12 @@ class GlassesEvalSet:
     def __len__(self) -> int:
         return len(self.data.bg)
 
-    def batch(self, indices):
+    def batch(self, indices, glasses=None):
+        """Faces ``indices`` with the glasses ``glasses`` (default: cycled by index), as float arrays."""
         idx = np.asarray(indices)
+        which = idx % len(self.data.fg) if glasses is None else np.asarray(glasses)
         bg = self.data.bg[idx].transpose(0, 3, 1, 2).astype(np.float32) / 255
-        fg = self.data.fg[idx % len(self.data.fg)].transpose(0, 3, 1, 2).astype(np.float32) / 255
+        fg = self.data.fg[which].transpose(0, 3, 1, 2).astype(np.float32) / 255
         return bg, fg
 
 

@@ -51,7 +51,9 @@ def canonical_glasses(pic: imageio.Picture, size) -> np.ndarray:
     return compositing.warp_premultiplied(cutout.rgba, frame_from_crop, size)
 
 
-def _images(folder: Path) -> list[Path]:
+def _images(folder) -> list[Path]:
+    if isinstance(folder, list):  # already chosen photos
+        return folder
     if not folder.is_dir():
         raise StganError(f"{folder}: no such folder")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -68,8 +70,18 @@ def _to8(premult_or_rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndar
 
 
 def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies: int = 4, real_dir: Path | None = None,
-          seed: int = 0, log=print) -> dict:
-    """Write the folder; returns the counts. Photos without a face are reported and skipped."""
+          seed: int = 0, log=print, holdout: int = 0) -> dict:
+    """Write the folder; returns the counts. Photos without a face are reported and skipped.
+
+    With ``holdout`` K, every K-th photo (in name order) goes, unaugmented, into ``out/test`` and the
+    rest into ``out/train``: faces the model never sees, to measure it on."""
+    if holdout:
+        photos = _images(face_dir)
+        test = [p for i, p in enumerate(photos) if i % holdout == holdout - 1]
+        train = [p for p in photos if p not in test]
+        counts = build(train, glasses_dir, out / "train", size, copies, real_dir, seed, log)
+        counts["test"] = build(test, glasses_dir, out / "test", size, 1, None, seed + 1, log)["backgrounds"]
+        return counts
     rng = np.random.default_rng(seed)
     for sub in ("backgrounds", "objects", "real"):
         (out / sub).mkdir(parents=True, exist_ok=True)

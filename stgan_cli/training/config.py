@@ -26,7 +26,7 @@ class ModelSection:
 @dataclass
 class DataSection:
     path: str | None = None
-    kind: str = "paired"  # paired | unpaired
+    kind: str = "paired"  # paired | unpaired | glasses (a `stgan data glasses` folder, at its true pose)
     split: str | None = "train"  # sub-folder to train on, when the dataset has splits
     eval_split: str | None = "test"  # held-out sub-folder for metrics; None: the last eval_samples of train
     eval_samples: int = 64
@@ -145,13 +145,14 @@ def _check(cfg: TrainConfig) -> None:
 
     need(cfg.model.warps >= 1, "model.warps must be >= 1")
     need(len(cfg.model.image_size) == 2 and min(cfg.model.image_size) >= 32, "model.image_size is [H, W], >= 32")
-    need(cfg.data.kind in ("paired", "unpaired"), f"data.kind is paired or unpaired, not '{cfg.data.kind}'")
+    need(cfg.data.kind in ("paired", "unpaired", "glasses"),
+         f"data.kind is paired, unpaired or glasses, not '{cfg.data.kind}'")
     need(cfg.optim.batch_size >= 1 and cfg.optim.grad_accum >= 1, "optim.batch_size and grad_accum >= 1")
     need(cfg.optim.batch_size % cfg.optim.grad_accum == 0, "optim.batch_size must be divisible by grad_accum")
     need(cfg.optim.d_steps >= 1, "optim.d_steps >= 1")
     for name in ("pretrain", "d_pretrain", "warp", "end_to_end"):
         need(getattr(cfg.stages, name) >= 0, f"stages.{name} >= 0")
-    need(cfg.data.kind == "paired" or cfg.stages.pretrain == 0, "supervised pre-training needs paired data")
+    need(cfg.data.kind != "unpaired" or cfg.stages.pretrain == 0, "supervised pre-training needs paired data")
 
 
 def parse_set(items: list[str]) -> dict:

@@ -25,7 +25,7 @@ import torch
 
 from .. import evaluation, geometry, modelstore, nets
 from ..data import perturb
-from ..data.datasets import PairedDataset, UnpairedDataset
+from ..data.datasets import GlassesEvalSet, PairedDataset, UnpairedDataset
 from ..errors import StganError
 from . import checkpoint, config as config_mod, losses, report
 
@@ -151,7 +151,7 @@ class Trainer:
         missing = self.net.load_state_dict(state, strict=False).missing_keys
         self.init_note = {"from": str(folder), "discriminator": "kept" if not missing else "trained from scratch"}
 
-    def _load_data(self) -> None:
+    def _load_data(self) -> None:  # noqa: C901 - one branch per dataset kind
         cfg = self.cfg
         if not cfg.data.path:
             raise StganError("no training data: pass --data DIR (or data.path in the config)")
@@ -160,15 +160,19 @@ class Trainer:
         split = cfg.data.split if has_splits else None
         if cfg.data.kind == "paired":
             self.data = PairedDataset.load(root, self.size, split)
+        elif cfg.data.kind == "glasses":
+            self.data = GlassesEvalSet.load(root / split if split else root, self.size)
         else:
             self.data = UnpairedDataset.load(root, self.size, split)
         self.eval_data = None
-        if cfg.data.kind == "paired":
+        if cfg.data.kind in ("paired", "glasses"):
+            load = (lambda s: PairedDataset.load(root, self.size, s)) if cfg.data.kind == "paired" else \
+                (lambda s: GlassesEvalSet.load(root / s, self.size))
             if has_splits and cfg.data.eval_split and (root / cfg.data.eval_split).is_dir():
-                self.eval_data = PairedDataset.load(root, self.size, cfg.data.eval_split)
+                self.eval_data = load(cfg.data.eval_split)
             else:
                 self.eval_data = self.data
-        n = len(self.data) if cfg.data.kind == "paired" else len(self.data.bg)
+        n = len(self.data) if cfg.data.kind != "unpaired" else len(self.data.bg)
         shard = np.arange(n)[self.dist.rank::self.dist.world]
         if len(shard) == 0:
             raise StganError(f"{root}: {n} samples cannot be shared by {self.dist.world} processes")
@@ -184,9 +188,10 @@ class Trainer:
         """(background, foreground canvas, initial warp, real image), all on the device."""
         cfg, rng = self.cfg, self.rng
         p0 = perturb.warp_noise(size, cfg.perturb.homography, cfg.perturb.translation, rng)
-        if cfg.data.kind == "paired":
+        if cfg.data.kind in ("paired", "glasses"):  # glasses: any face with any glasses is at its true pose
             idx = rng.choice(self.shard, size)
-            bg, fg = self.data.batch(idx)
+            bg, fg = self.data.batch(idx) if cfg.data.kind == "paired" else \
+                self.data.batch(idx, rng.integers(len(self.data.data.fg), size=size))
             bg_t, fg_t = self._tensor(bg), self._tensor(fg)
             real = geometry.composite(bg_t, fg_t)
         else:
