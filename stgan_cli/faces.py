@@ -94,8 +94,8 @@ DETECT_SIDE = 1000  # faces are found on a copy at most this large: 4K photos ta
 def detect_faces(rgb: np.ndarray) -> list[Face]:
     """Frontal faces, largest first, each with its two eyes (detected, else estimated from the box).
 
-    A box whose eyes are not found is kept only if it is at least half as large as the largest face:
-    the cascade's false alarms (a patterned shirt, a knot in wood) are small and eyeless.
+    A box is kept if it is at least 60% as large as the largest face, or 30% as large with both
+    eyes found: the cascade's false alarms (a shoulder, a patterned shirt) are small and mostly eyeless.
     """
     if rgb.dtype != np.uint8:
         rgb = (rgb // 257).astype(np.uint8)
@@ -119,7 +119,7 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
     faces = []
     to_image = lambda v: (v + 0.5) / scale - 0.5  # pixel centres, as everywhere in the project
     for bx, by, bw, bh, eyes, found in found_faces:
-        if found or bw >= 0.5 * largest:
+        if bw >= 0.6 * largest or (found and bw >= 0.3 * largest):
             box = tuple(int(round(v / scale)) for v in (bx, by, bw, bh))
             faces.append(Face(box, to_image(eyes), found))
     return faces

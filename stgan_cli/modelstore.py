@@ -282,6 +282,9 @@ def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
         os.close(fd)
         try:
             writer(tmp)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would hide the model from other users
             os.replace(tmp, folder / name)
         finally:
             if os.path.exists(tmp):

@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -239,3 +240,24 @@ def test_holdout_split_and_glasses_training(tmp_path, monkeypatch):
     trainer = Trainer(cfg, tmp_path / "run", "cpu", log=lambda *a: None)
     assert trainer.run() is not None
     assert len(trainer.evaluate()["corner_error"]) == 2
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "glasses"
+
+
+@needs_real
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").exists(), reason="models/glasses is not trained yet")
+def test_shipped_glasses_model_beats_the_perturbed_start(tmp_path):
+    """A fast regression guard: on held-out real faces the shipped model at least halves the lens error."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in sorted(p.name for p in FACES.iterdir())[4::5][:4]:  # photos the model never saw
+        (photos / name).write_bytes((FACES / name).read_bytes())
+    r = CliRunner().invoke(app, ["data", "glasses", "--faces", str(photos), "--glasses", str(GLASSES), "--out",
+                                 str(tmp_path / "ds"), "--copies", "1"])
+    assert r.exit_code == 0, r.stderr
+    r = CliRunner().invoke(app, ["eval", str(SHIPPED), "--data", str(tmp_path / "ds"), "--n", "20", "--json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    lens = json.loads(r.stdout)["lens_error"]
+    assert lens[-1] <= 0.5 * lens[0] and lens[-1] <= 0.15, lens
