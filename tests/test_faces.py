@@ -64,6 +64,17 @@ def given_face(monkeypatch, eyes):
     monkeypatch.setattr(faces, "detect_faces", lambda rgb: [face])
 
 
+def face_folders(tmp_path, monkeypatch, photos: int):
+    """``faces/`` with generated photos (whose one face is given) and ``glasses/`` with drawn glasses."""
+    given_face(monkeypatch, [[140, 120], [200, 122]])
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "glasses").mkdir()
+    for i in range(photos):
+        write_rgb(tmp_path / "faces" / f"p{i}.jpg", scene((300, 340), seed=i))
+    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    return tmp_path / "faces", tmp_path / "glasses"
+
+
 @pytest.mark.parametrize("eyes", [[[200, 150], [260, 150]], [[300, 200], [380, 240]]])
 def test_glasses_land_on_the_eyes_scaled_and_rolled(tmp_path, monkeypatch, eyes):
     """Placement logic on a given face: the lens centres go onto the eyes (scale and roll follow)."""
@@ -148,12 +159,7 @@ def test_rotating_the_face_rotates_the_glasses(tmp_path):
 
 
 def test_data_glasses_builds_the_unpaired_layout(tmp_path, monkeypatch):
-    given_face(monkeypatch, [[140, 120], [200, 122]])
-    (tmp_path / "faces").mkdir()
-    (tmp_path / "glasses").mkdir()
-    for i in range(2):
-        write_rgb(tmp_path / "faces" / f"p{i}.jpg", scene((300, 340), seed=i))
-    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    face_folders(tmp_path, monkeypatch, 2)
     r = CliRunner().invoke(app, ["data", "glasses", "--faces", str(tmp_path / "faces"), "--glasses",
                                  str(tmp_path / "glasses"), "--out", str(tmp_path / "ds"), "--copies", "3"])
     assert r.exit_code == 0, r.stderr
@@ -197,12 +203,7 @@ def test_lens_error_is_normalised_by_the_eye_distance():
 
 
 def test_eval_on_a_glasses_folder_reports_the_lens_error(tmp_path, monkeypatch):
-    given_face(monkeypatch, [[140, 120], [200, 122]])
-    (tmp_path / "faces").mkdir()
-    (tmp_path / "glasses").mkdir()
-    for i in range(3):
-        write_rgb(tmp_path / "faces" / f"p{i}.jpg", scene((300, 340), seed=i))
-    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    face_folders(tmp_path, monkeypatch, 3)
     runner = CliRunner()
     assert runner.invoke(app, ["data", "glasses", "--faces", str(tmp_path / "faces"), "--glasses",
                                str(tmp_path / "glasses"), "--out", str(tmp_path / "ds"), "--copies", "1"]).exit_code == 0
@@ -219,12 +220,7 @@ def test_eval_on_a_glasses_folder_reports_the_lens_error(tmp_path, monkeypatch):
 
 def test_holdout_split_and_glasses_training(tmp_path, monkeypatch):
     """`--holdout` writes train/ and test/; `data.kind: glasses` trains on it, every stage kind."""
-    given_face(monkeypatch, [[140, 120], [200, 122]])
-    (tmp_path / "faces").mkdir()
-    (tmp_path / "glasses").mkdir()
-    for i in range(5):
-        write_rgb(tmp_path / "faces" / f"p{i}.jpg", scene((300, 340), seed=i))
-    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    face_folders(tmp_path, monkeypatch, 5)
     runner = CliRunner()
     r = runner.invoke(app, ["data", "glasses", "--faces", str(tmp_path / "faces"), "--glasses", str(tmp_path / "glasses"),
                             "--out", str(tmp_path / "ds"), "--copies", "2", "--holdout", "5"])
