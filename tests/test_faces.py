@@ -257,3 +257,23 @@ def test_shipped_glasses_model_beats_the_perturbed_start(tmp_path):
     assert r.exit_code == 0, r.stderr
     lens = json.loads(r.stdout)["lens_error"]
     assert lens[-1] <= 0.5 * lens[0] and lens[-1] <= 0.15, lens
+
+
+def test_data_glasses_from_celeba(tmp_path):
+    root = tmp_path / "celeba"
+    (root / "img_align_celeba").mkdir(parents=True)
+    names = [f"{i:06d}.jpg" for i in range(1, 5)]
+    for n in names:
+        write_rgb(root / "img_align_celeba" / n, scene((218, 178)))
+    (root / "list_attr_celeba.txt").write_text("4\nEyeglasses Male\n" + "".join(
+        f"{n} {g} 1\n" for n, g in zip(names, (1, -1, -1, 1))))
+    (root / "list_eval_partition.txt").write_text("".join(f"{n} 0\n" for n in names))
+    (tmp_path / "glasses").mkdir()
+    write_rgba(tmp_path / "glasses" / "g.png", drawn_glasses())
+    r = CliRunner().invoke(app, ["data", "glasses", "--celeba", str(root), "--glasses", str(tmp_path / "glasses"),
+                                 "--out", str(tmp_path / "ds")])
+    assert r.exit_code == 0, r.stderr
+    assert len(list((tmp_path / "ds" / "backgrounds").iterdir())) == 2
+    assert len(list((tmp_path / "ds" / "real").iterdir())) == 2
+    r = CliRunner().invoke(app, ["data", "glasses", "--glasses", str(tmp_path / "glasses"), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2

@@ -119,9 +119,12 @@ def sheet(
 @app.command("glasses", no_args_is_help=True)
 @friendly_errors
 def glasses(
-    faces_dir: Annotated[Path, typer.Option("--faces", help="Photos of people (without glasses).")],
     glasses_dir: Annotated[Path, typer.Option("--glasses", help="RGBA glasses: canonical canvases or tight cut-outs.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write (backgrounds/, objects/, real/).")],
+    faces_dir: Annotated[Optional[Path], typer.Option("--faces", help="Photos of people (without glasses).")] = None,
+    celeba: Annotated[Optional[Path], typer.Option(
+        "--celeba", help="CelebA root instead of --faces: faces without/with the Eyeglasses attribute.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="With --celeba: at most this many faces of each kind.")] = None,
     real: Annotated[Optional[Path], typer.Option("--real", help="Photos of people wearing glasses (unpaired route).")] = None,
     size: Annotated[int, typer.Option("--size", help="Side of the square face frame.", min=32)] = 144,
     copies: Annotated[int, typer.Option("--copies", help="Crops per face: the first plain, the rest augmented.", min=1)] = 4,
@@ -130,8 +133,16 @@ def glasses(
         "--holdout", help="Every K-th photo into test/ (unaugmented), the rest into train/; 0: no split.", min=0)] = 0,
 ):
     """Build a glasses training folder from face photos: aligned crops, canonical glasses, real examples."""
-    from ..data.glasses import build
+    from ..data.glasses import build, build_celeba
+    from ..errors import UsageError
 
+    if (faces_dir is None) == (celeba is None):
+        raise UsageError("give exactly one of --faces DIR and --celeba ROOT")
+    if celeba is not None:
+        counts = build_celeba(celeba, glasses_dir, out, (size, size), limit)
+        log(f"wrote {counts['backgrounds']} CelebA faces, {counts['objects']} glasses, {counts['real']} faces "
+            f"wearing glasses to {out}")
+        return
     counts = build(faces_dir, glasses_dir, out, (size, size), copies, real, seed, log=lambda m: log(m), holdout=holdout)
     test = f", {counts['test']} held-out faces in test/" if "test" in counts else ""
     log(f"wrote {counts['backgrounds']} face crops, {counts['objects']} glasses, {counts['real']} real examples{test} to {out}")

@@ -69,6 +69,26 @@ def _to8(premult_or_rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndar
     return np.round(np.clip(premult_or_rgb, 0, 1) * 255).astype(np.uint8)
 
 
+def build_celeba(root: Path, glasses_dir: Path, out: Path, size=(144, 144), limit: int | None = None,
+                 split: str = "train") -> dict:
+    """The unpaired route from CelebA: aligned faces without the Eyeglasses attribute as backgrounds,
+    faces with it as real examples (both cropped as in the paper), and the canonical glasses."""
+    from .datasets import celeba_faces
+
+    for sub in ("backgrounds", "objects", "real"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    counts = {"backgrounds": 0, "objects": 0, "real": 0}
+    for path in _images(glasses_dir):
+        canvas = canonical_glasses(imageio.read_image(path), size)
+        imageio.write_image(out / "objects" / f"{path.stem}.png", _to8(canvas[..., :3], canvas[..., 3]))
+        counts["objects"] += 1
+    for sub, wearing in (("backgrounds", False), ("real", True)):
+        for i, face in enumerate(celeba_faces(root, wearing, split, size, limit)):
+            imageio.write_image(out / sub / f"celeba_{i:06d}.png", face)
+            counts[sub] += 1
+    return counts
+
+
 def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies: int = 4, real_dir: Path | None = None,
           seed: int = 0, log=print, holdout: int = 0) -> dict:
     """Write the folder; returns the counts. Photos without a face are reported and skipped.
