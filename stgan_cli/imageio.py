@@ -12,7 +12,6 @@ import io
 import os
 import struct
 import tempfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -215,7 +215,7 @@ def open_model(ref: str | None, offline: bool = False) -> LoadedModel:
 def load(ref: str | None, device: str = "cpu") -> LoadedModel:
     """Open a model and load its weights now (strictly)."""
     model = open_model(ref).to(device)
-    model.net
+    model.net  # noqa: B018 - touching the property loads the weights now
     return model
 
 
@@ -239,7 +239,6 @@ def _no_init():
 
 def load_weights(config: ModelConfig, folder: Path):
     """An STGAN network with the folder's weights: every tensor present, of the right shape, nothing extra."""
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -268,7 +267,6 @@ def load_weights(config: ModelConfig, folder: Path):
 
 def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
     """Write a model folder (weights in float16). Each file lands whole or not at all."""
-    import torch
     import yaml
     from safetensors.torch import save_file
 

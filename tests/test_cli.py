@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typer.testing import CliRunner
 
 from stgan_cli.cli import app
 
-from conftest import REALDATA, cutout_rgba, random_model, scene, write_rgb, write_rgba
+from conftest import REALDATA, cutout_rgba, scene, write_rgb, write_rgba
 
 ROOT = Path(__file__).resolve().parents[1]
 

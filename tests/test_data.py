@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -167,7 +166,6 @@ def test_celeba_adapter(tmp_path):
     root = tmp_path / "celeba"
     (root / "img_align_celeba").mkdir(parents=True)
     names = [f"{i:06d}.jpg" for i in range(1, 7)]
-    rng = np.random.default_rng(0)
     for i, n in enumerate(names):
         face = np.full((218, 178, 3), 40 * i, np.uint8)
         face[124, 89] = 255  # the crop centre

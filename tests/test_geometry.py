@@ -107,7 +107,7 @@ def test_zero_params_are_identity_warp():
 def test_full_resolution_transfer_moves_points_like_the_canvas():
     """A point of the cut-out lands where the low-res canvas shows it, at any resolution."""
     p = random_params(1, 0.1, seed=3)[0]
-    fg_size, bg_size = (300, 200), (1080, 1920)
+    bg_size = (1080, 1920)
     bg_from_fg0 = np.array([[2.0, 0.1, 300], [0.05, 1.5, 200], [0, 0, 1]])
     full = g.bg_from_fg_pixels(p, bg_size, bg_from_fg0)
     pts = np.array([[10.0, 20.0], [150.0, 250.0], [190.0, 5.0]])

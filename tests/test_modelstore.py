@@ -1,6 +1,5 @@
 import pickle
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -49,7 +48,6 @@ def test_refusals(tmp_path):
         modelstore.load(str(tmp_path / "empty"))
     # a pickle, never unpickled
     pt = tmp_path / "model.pt"
-    marker = tmp_path / "unpickled"
     pt.write_bytes(pickle.dumps({"w": 1}))
     with pytest.raises(StganError, match="pickled PyTorch"):
         modelstore.load(str(pt))

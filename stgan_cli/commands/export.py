@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -64,7 +63,7 @@ app = typer.Typer(help="Models: list, download, inspect.", no_args_is_help=True,
 
 @app.command("list")
 @friendly_errors
-def list_models(offline: OfflineOpt = False):
+def list_models():
     """Registry models and models in the Hugging Face cache: name, source, size, whether present."""
     from ..hub import list_all
 

@@ -151,7 +151,7 @@ class Trainer:
         missing = self.net.load_state_dict(state, strict=False).missing_keys
         self.init_note = {"from": str(folder), "discriminator": "kept" if not missing else "trained from scratch"}
 
-    def _load_data(self) -> None:  # noqa: C901 - one branch per dataset kind
+    def _load_data(self) -> None:
         cfg = self.cfg
         if not cfg.data.path:
             raise StganError("no training data: pass --data DIR (or data.path in the config)")
