@@ -37,6 +37,8 @@ def synth_indoor(
     split: Annotated[float, typer.Option("--split", help="Fraction of samples in train/.", min=0.0, max=1.0)] = 0.9,
     workers: Annotated[int, typer.Option("--workers", help="Processes rendering in parallel.", min=1)] = 2,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset already in --out.")] = False,
+    shadows: Annotated[bool, typer.Option("--shadows/--no-shadows",
+                                          help="Keep the furniture's contact shadow on the empty room's floor.")] = True,
 ):
     """Render rooms with one piece of furniture each: a paired dataset (backgrounds/, objects/, meta.jsonl)."""
     from ..data import synth_indoor as si
@@ -63,7 +65,8 @@ def synth_indoor(
     with Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("render", total=n)
-        counts = si.generate(out, n, seed, hw, split, workers, on_sample=lambda m: progress.advance(task))
+        counts = si.generate(out, n, seed, hw, split, workers, on_sample=lambda m: progress.advance(task),
+                             shadows=shadows)
     dt = time.perf_counter() - t0
     log(f"wrote {n} samples ({counts['train']} train, {counts['test']} test) at {hw[0]}x{hw[1]} to {out} "
         f"in {dt:.1f} s ({n / dt:.1f} samples/s)")

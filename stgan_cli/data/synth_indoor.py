@@ -185,6 +185,10 @@ class Scene:
     room: Room
     camera: Camera
     furniture: Furniture
+    # How much the floor darkens under the furniture's footprint (0 = no contact shadow).  The room
+    # is rendered without the furniture but keeps this shadow, as a photo keeps an object's shadow
+    # when the object is cut out: it is the cue that says where on the floor the object stood.
+    shadow: float = 0.0
 
     def meta(self) -> dict:
         lo, hi = self.furniture.extent
@@ -198,6 +202,7 @@ class Scene:
             "box3d": {"center": [self.furniture.position[0], (lo[1] + hi[1]) / 2, self.furniture.position[1]],
                       "size": (hi - lo).tolist(), "yaw": self.furniture.yaw},
             "corners": corners.round(3).tolist(),
+            "contact_shadow": round(self.shadow, 3),
             "room": {k: v for k, v in asdict(self.room).items() if k in ("width", "depth", "height", "floor", "wall")},
         }
 
@@ -422,6 +427,16 @@ def _shade(points, normals, room: Room, occlusion=None) -> np.ndarray:
     return light[..., None] * np.array(room.tint)
 
 
+def _footprint_shadow(furn: Furniture, p: np.ndarray) -> np.ndarray:
+    """1 under the furniture's footprint, falling off over ~10 cm outside it (soft contact shadow)."""
+    rot, t = furn.world_from_local()
+    local = (p - t) @ rot  # rows are points; rot is orthonormal, so this applies rot.T
+    lo, hi = furn.extent
+    dx = np.maximum(np.maximum(lo[0] - local[..., 0], local[..., 0] - hi[0]), 0)
+    dz = np.maximum(np.maximum(lo[2] - local[..., 2], local[..., 2] - hi[2]), 0)
+    return np.exp(-np.hypot(dx, dz) / 0.1)
+
+
 def render_background(scene: Scene, ss: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The room without the furniture: RGB float32 ``(H, W, 3)`` in [0, 1] and the plane id of
     every pixel (``FLOOR``, ``LEFT``, ...)."""
@@ -475,6 +490,8 @@ def render_background(scene: Scene, ss: int = 1) -> tuple[np.ndarray, np.ndarray
     occlusion = 1 - 0.28 * np.exp(-np.maximum(gap, 0) / 0.25)
     floor_gap = np.where(plane == FLOOR, 9.0, p[..., 1])
     occlusion *= 1 - 0.2 * np.exp(-np.maximum(floor_gap, 0) / 0.15)
+    if scene.shadow > 0:
+        occlusion *= 1 - np.where(plane == FLOOR, scene.shadow * _footprint_shadow(scene.furniture, p), 0.0)
     rgb = np.clip(color * _shade(p, normals, room, occlusion), 0, 1).astype(np.float32)
     if ss > 1:
         h, w = cam.size
@@ -560,10 +577,12 @@ def render(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return to8(bg), to8(obj), planes
 
 
-def sample(seed: int, index: int, size, categories=CATEGORIES):
+def sample(seed: int, index: int, size, categories=CATEGORIES, shadows: bool = True):
     """Sample ``index`` of the dataset with ``seed``: independent of how many samples are made."""
     rng = np.random.default_rng([seed, index])
     scene = random_scene(rng, size, categories)
+    strength = rng.uniform(0.3, 0.6)  # drawn either way, so a scene does not depend on ``shadows``
+    scene.shadow = strength if shadows else 0.0
     return scene, render(scene)
 
 
@@ -577,8 +596,8 @@ def _mask_bbox(alpha: np.ndarray) -> list[int]:
 def _write_sample(job) -> dict:
     from .. import imageio
 
-    seed, index, size, folder, name, split = job
-    scene, (bg, obj, _) = sample(seed, index, size)
+    seed, index, size, folder, name, split, shadows = job
+    scene, (bg, obj, _) = sample(seed, index, size, shadows=shadows)
     imageio.write_image(folder / "backgrounds" / f"{name}.png", bg)
     imageio.write_image(folder / "objects" / f"{name}.png", obj)
     return {"name": name, "split": split, "index": index, "seed": seed, **scene.meta(),
@@ -586,7 +605,7 @@ def _write_sample(job) -> dict:
 
 
 def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, workers: int = 2,
-             on_sample=None) -> dict:
+             on_sample=None, shadows: bool = True) -> dict:
     """Write ``n`` samples into ``out/train`` and ``out/test`` (backgrounds/, objects/, meta.jsonl).
 
     Sample ``i`` depends only on ``(seed, i)``; the first ``round(n * split)`` go to train/.
@@ -605,7 +624,7 @@ def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, wo
         folder = out / split_name
         for sub in ("backgrounds", "objects"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        jobs += [(seed, i, tuple(size), folder, f"{i:06d}", split_name) for i in indices]
+        jobs += [(seed, i, tuple(size), folder, f"{i:06d}", split_name, shadows) for i in indices]
     metas = {"train": [], "test": []}
     if workers > 1 and len(jobs) > 4:
         with get_context("fork").Pool(workers) as pool:
@@ -629,7 +648,7 @@ def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, wo
     return {"train": len(metas["train"]), "test": len(metas["test"])}
 
 
-def write_samples(folder, n: int = 4, size=(480, 640), seed: int = 2026) -> list[dict]:
+def write_samples(folder, n: int = 4, size=(480, 640), seed: int = 2026, shadows: bool = True) -> list[dict]:
     """The project's ``sample_data/``: rooms, furniture cut-outs cropped to the object, and where each
     cut-out truly stands (``object_K.json``: box in room pixels and ``bg_from_fg``)."""
     import json
@@ -641,7 +660,7 @@ def write_samples(folder, n: int = 4, size=(480, 640), seed: int = 2026) -> list
     folder.mkdir(parents=True, exist_ok=True)
     infos = []
     for k in range(n):
-        scene, (bg, obj, _) = sample(seed, k, size)
+        scene, (bg, obj, _) = sample(seed, k, size, shadows=shadows)
         x1, y1, x2, y2 = _mask_bbox(obj[..., 3])
         imageio.write_image(folder / f"room_{k}.png", bg)
         imageio.write_image(folder / f"object_{k}.png", np.ascontiguousarray(obj[y1:y2, x1:x2]))

@@ -396,6 +396,9 @@ class Trainer:
                     _append(metrics_path, {"step": at, "stage": row["stage"], "eval": self.evaluate()})
                 if cfg.run.sample_every and (at % cfg.run.sample_every == 0 or at == self.total):
                     self.write_samples()
+            finished = self.stage_at(at - 1)
+            if self.dist.main and at == finished.start + finished.steps and finished.name != "d_pretrain":
+                self.snapshot(finished)
             periodic = cfg.run.checkpoint_every and at % cfg.run.checkpoint_every == 0
             if periodic or at == end:
                 self.save_checkpoint()
@@ -510,11 +513,26 @@ class Trainer:
             metrics.write_text("".join(r + "\n" for r in rows))
         self.log(f"resumed {self.run_dir} at step {self.step}/{self.total}")
 
-    def export_model(self) -> Path:
+    def snapshot(self, stage: Stage) -> Path:
+        """``RUN_DIR/stages/<stage>/``: the generators trained so far, as a model of their own, so that
+        one ``stgan eval`` run can compare the stages (the paper's ablation)."""
+        k = self.trained_warps()
+        snap = nets.STGAN(k, self.size, discriminator=True)
+        keep = {n: v.detach().cpu() for n, v in self.net.state_dict().items()
+                if not n.startswith("generators.") or int(n.split(".")[1]) < k}
+        snap.load_state_dict(keep)
+        folder = self.run_dir / "stages" / stage.name
+        card = (f"# {self.cfg.model.name}: snapshot after stage `{stage.name}`\n\n"
+                f"Generators G1..G{k} at step {self.step} of the run in `{self.run_dir}` (config.yaml there). "
+                "Kept for comparing stages; the run's final model is in `model/`.\n")
+        modelstore.save(snap, self._model_config(k), folder, card)
+        self.log(f"stage {stage.name} done: snapshot in {folder}")
+        return folder
+
+    def _model_config(self, warps: int):
         cfg = self.cfg
-        final_eval = self.evaluate() if self.eval_data is not None else None
-        mc = modelstore.ModelConfig(
-            name=cfg.model.name, image_size=self.size, warps=cfg.model.warps, domain=cfg.model.domain,
+        return modelstore.ModelConfig(
+            name=cfg.model.name, image_size=self.size, warps=warps, domain=cfg.model.domain,
             discriminator=True,
             placement=modelstore.Placement(tuple(cfg.model.placement_center), cfg.model.placement_scale),
             provenance={"data": str(cfg.data.path), "steps": self.total,
@@ -523,6 +541,11 @@ class Trainer:
                         "stages": {s.name: s.steps for s in self.stages}, "seed": cfg.run.seed,
                         "device": self.device, "refined_from": self.init_note,
                         "trained": time.strftime("%Y-%m-%d")})
+
+    def export_model(self) -> Path:
+        cfg = self.cfg
+        final_eval = self.evaluate() if self.eval_data is not None else None
+        mc = self._model_config(cfg.model.warps)
         folder = self.run_dir / "model"
         net = self.net.to("cpu").to(memory_format=torch.contiguous_format)
         modelstore.save(net, mc, folder, report.model_card(mc, cfg, final_eval, self.init_note))
