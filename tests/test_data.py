@@ -64,6 +64,31 @@ def test_objects_stand_on_the_floor_inside_the_frame(index):
     assert scene.furniture.extent[0][1] == 0.0  # nothing below the floor
 
 
+@pytest.mark.parametrize("index", range(6))
+def test_contact_shadow_darkens_the_floor_under_the_footprint_only(index):
+    scene, (bg, obj, planes) = si.sample(13, index, SIZE)
+    plain, (bg0, obj0, _) = si.sample(13, index, SIZE, shadows=False)
+    assert np.array_equal(obj, obj0) and plain.meta()["corners"] == scene.meta()["corners"]
+    assert 0.3 <= scene.shadow <= 0.6 and plain.shadow == 0
+    darker = bg0.astype(float).mean(-1) - bg.astype(float).mean(-1)
+    assert darker.min() >= -0.5  # a shadow never brightens (rounding aside)
+    assert np.all(darker[planes != si.FLOOR] <= 0.5)  # walls stay as they were
+    footprint = np.zeros(SIZE, np.uint8)
+    bottom = scene.camera.project(scene.furniture.corners()[:4])
+    cv2.fillPoly(footprint, [np.round(bottom * 16).astype(np.int32)], 1, shift=4)
+    inside = (footprint > 0) & (planes == si.FLOOR)
+    # under the footprint the floor loses about `shadow` of its brightness; far from it, nothing
+    ratio = darker[inside] / np.maximum(bg0.astype(float).mean(-1)[inside], 1)
+    assert np.median(ratio) == pytest.approx(scene.shadow, abs=0.08)
+    # 40 cm or more from the footprint (measured on the floor itself) the shadow has faded to nothing
+    d = scene.camera.rays(4)
+    t = -scene.camera.position[1] / np.minimum(d[..., 1], -1e-9)
+    on_floor = np.asarray(scene.camera.position) + d * t[..., None]
+    near = si._footprint_shadow(scene.furniture, on_floor).reshape(SIZE[0], 4, SIZE[1], 4).max((1, 3))
+    far = (near < np.exp(-4)) & (planes == si.FLOOR)
+    assert far.sum() > 1000 and np.abs(darker[far]).max() <= 1 + 255 * scene.shadow * np.exp(-4)
+
+
 @pytest.mark.parametrize("index", range(16))
 def test_projected_corners_match_the_object_mask(index):
     scene, (_, obj, _) = si.sample(12, index, SIZE)
@@ -210,6 +235,16 @@ def test_perturb_background():
 
 
 # --- commands --------------------------------------------------------------------------------
+
+def test_synth_indoor_no_shadows_option(tmp_path):
+    r = CliRunner().invoke(app, ["data", "synth-indoor", "--out", str(tmp_path / "d"), "--n", "3", "--split", "1",
+                                 "--workers", "1", "--no-shadows"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    meta = [json.loads(l) for l in (tmp_path / "d" / "train" / "meta.jsonl").read_text().splitlines()]
+    assert [m["contact_shadow"] for m in meta] == [0, 0, 0]
+    _, (bg, _, _) = si.sample(0, 1, SIZE, shadows=False)
+    assert np.array_equal(cv2.imread(str(tmp_path / "d" / "train" / "backgrounds" / "000001.png"))[..., ::-1], bg)
+
 
 def test_synth_indoor_and_sheet_commands(tmp_path):
     run = lambda *a: CliRunner().invoke(app, [str(x) for x in a], catch_exceptions=False)

@@ -77,3 +77,28 @@ def test_eval_end_to_end(tmp_path):
     r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--n", "4", "--json",
                             "--homography", "0", "--translation", "0"], catch_exceptions=False)
     assert json.loads(r.stdout)["corner_error"][0] == 0 and json.loads(r.stdout)["iou"][0] == 1
+
+
+def test_eval_compares_several_models_on_the_same_perturbations(tmp_path):
+    data = tmp_path / "d"
+    si.generate(data, 4, seed=2, size=SIZE, split=1.0, workers=1)
+    still = random_model(tmp_path / "still", warps=1, seed=1)
+    moving = random_model(tmp_path / "moving", warps=2, std=5e-3)
+    runner = CliRunner()
+    args = ["eval", str(still), str(moving), "--data", str(data / "train"), "--n", "8"]
+    both = json.loads(runner.invoke(app, args + ["--json"], catch_exceptions=False).stdout)
+    assert [m["label"] for m in both["models"]] == ["still", "moving"] and both["n"] == 8
+    a, b = both["models"]
+    assert a["corner_error"][0] == b["corner_error"][0]  # one set of perturbations for all
+    assert a["corner_error"][1] != b["corner_error"][1] and len(b["corner_error"]) == 3
+    alone = json.loads(runner.invoke(app, ["eval", str(moving), "--data", str(data / "train"), "--n", "8", "--json"],
+                                     catch_exceptions=False).stdout)
+    assert alone["corner_error"] == b["corner_error"] and alone["iou"] == b["iou"]
+    r = runner.invoke(app, args, catch_exceptions=False)
+    assert r.exit_code == 0 and "identity" in r.stdout and "moving" in r.stdout
+    md = runner.invoke(app, args + ["--markdown"], catch_exceptions=False).stdout.splitlines()
+    assert len(md) == 5 and md[2].startswith("| identity") and md[4].startswith("| moving (2 G) |")
+    assert f"| {b['corner_error'][-1]:.2f} |" in md[4]
+    small = random_model(tmp_path / "small", warps=1, image_size=(48, 64))
+    r = runner.invoke(app, ["eval", str(still), str(small), "--data", str(data / "train")])
+    assert r.exit_code == 1 and "small" in r.stderr and "comparable" in r.stderr

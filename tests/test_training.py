@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from stgan_cli import modelstore
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
@@ -93,6 +94,12 @@ def test_smoke_run_every_stage_and_the_model_composites(tiny, tmp_path):
     assert any("grad_d" in r for r in rows) and any("loss_sup" in r for r in rows)
     assert sorted(p.name for p in (out / "samples").iterdir())
     assert "corner error" in (out / "model" / "README.md").read_text()
+    # one model per finished stage, with the generators trained so far (D-only pre-training has none)
+    snaps = {p.name: modelstore.read_config(p).warps for p in (out / "stages").iterdir()}
+    assert snaps == {"pretrain": 1, "warp1": 1, "warp2": 2, "end_to_end": 2}
+    final = modelstore.open_model(str(out / "model")).net.state_dict()
+    last = modelstore.open_model(str(out / "stages" / "end_to_end")).net.state_dict()
+    assert all(torch.equal(final[k], last[k]) for k in final)
     # the model folder is used as is by composite
     bg = tiny / "test" / "backgrounds" / "000023.png"
     fg = tiny / "test" / "objects" / "000023.png"

@@ -8,12 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import StganError
 from ._common import friendly_errors, log, resolve_device
 
 
 @friendly_errors
 def evaluate(
-    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registry name, model folder or hf-hub:ORG/REPO.")],
+    models: Annotated[list[str], typer.Argument(
+        metavar="MODEL...", help="Registry name, model folder or hf-hub:ORG/REPO; several are compared on the "
+                                 "same perturbed samples.")],
     data: Annotated[Path, typer.Option("--data", help="Paired dataset folder (e.g. the test/ split).")],
     n: Annotated[int, typer.Option("--n", help="Samples to evaluate (cycled when the set is smaller).", min=1)] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluation perturbations.")] = 0,
@@ -22,12 +25,13 @@ def evaluate(
     translation: Annotated[Optional[float], typer.Option(
         "--translation", help="Extra translation std (default: the model's training value).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="The table as Markdown (for model cards).")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Folder for the best/median/worst grid and a histogram.")] = None,
     device: Annotated[str, typer.Option("--device")] = "auto",
     offline: Annotated[bool, typer.Option("--offline")] = False,
 ):
     """Perturb the true placements, run the generators, and measure corner error, shape error, IoU and
-    realism after every iteration."""
+    realism after every iteration. With several models, one table compares their final placements."""
     import numpy as np
     import torch
 
@@ -36,10 +40,13 @@ def evaluate(
     from ..data.perturb import warp_noise
     from ..evaluation import evaluate_batches
 
-    loaded = modelstore.open_model(model, offline)
     dev = resolve_device(device)
-    net = loaded.net.to(dev)
-    cfg = loaded.config
+    opened = [modelstore.open_model(m, offline) for m in models]
+    cfg = opened[0].config
+    for other in opened[1:]:
+        if tuple(other.config.image_size) != tuple(cfg.image_size):
+            raise StganError(f"{other.ref}: works at {other.config.image_size}, {opened[0].ref} at {cfg.image_size}; "
+                             "errors in pixels are only comparable at one size")
     trained = (cfg.provenance or {}).get("perturbation", {})
     std_h = homography if homography is not None else trained.get("homography", 0.1)
     std_t = translation if translation is not None else trained.get("translation", 0.1)
@@ -53,20 +60,78 @@ def evaluate(
     else:
         ds = PairedDataset.load(data, cfg.image_size)
     idx = np.resize(np.arange(len(ds)), n)
-    p0 = warp_noise(n, std_h, std_t, np.random.default_rng(seed))
-    result = evaluate_batches(net, ds, idx, torch.from_numpy(p0).float(), cfg.image_size, dev,
-                              keep_images=report is not None, eyes=eyes)
-    summary = {"model": loaded.ref, "data": str(data), "n": n, "seed": seed,
-               "perturbation": {"homography": std_h, "translation": std_t}, **result["means"]}
-    if as_json:
-        print(json.dumps(summary))
-    else:
-        _table(result, cfg.warps)
-    if report is not None:
-        from ..training.report import eval_report
+    p0 = torch.from_numpy(warp_noise(n, std_h, std_t, np.random.default_rng(seed))).float()
+    labels = _labels([m.ref for m in opened])
+    summaries = []
+    for label, loaded in zip(labels, opened):
+        result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
+                                  keep_images=report is not None, eyes=eyes)
+        summaries.append({"model": loaded.ref, "label": label, "warps": loaded.config.warps, **result["means"]})
+        if len(opened) == 1 and not (as_json or markdown):
+            _table(result, loaded.config.warps)
+        if report is not None:
+            from ..training.report import eval_report
 
-        eval_report(result, report)
-        log(f"report written to {report}")
+            folder = report if len(opened) == 1 else report / label.replace("/", "-")
+            eval_report(result, folder)
+            log(f"report written to {folder}")
+    common = {"data": str(data), "n": n, "seed": seed, "perturbation": {"homography": std_h, "translation": std_t}}
+    if as_json:
+        if len(opened) == 1:
+            summary = summaries[0]
+            print(json.dumps({"model": summary["model"], **common,
+                              **{k: v for k, v in summary.items() if k not in ("model", "label", "warps")}}))
+        else:
+            print(json.dumps({**common, "models": summaries}))
+    elif markdown:
+        print(_markdown(summaries))
+    elif len(opened) > 1:
+        _comparison(summaries, n)
+
+
+def _labels(refs: list[str]) -> list[str]:
+    """Short names for a table: the folder name, with its parent where that alone is ambiguous."""
+    names = [Path(r).name for r in refs]
+    return [f"{Path(r).parent.name}/{nm}" if names.count(nm) > 1 or nm == "model" else nm
+            for r, nm in zip(refs, names)]
+
+
+def _markdown(summaries: list[dict]) -> str:
+    """One model: a row per iteration. Several: identity, then each model's final placement."""
+    head = ["| | corner error (px) | shape error (px) | x / y error (px) | mask IoU | realism (D) |",
+            "|---|---|---|---|---|---|"]
+
+    def row(label, s, i):
+        realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
+        return (f"| {label} | {s['corner_error'][i]:.2f} | {s['shape_error'][i]:.2f} | "
+                f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f} | {s['iou'][i]:.3f} | {realism} |")
+
+    first = summaries[0]
+    if len(summaries) == 1:
+        return "\n".join(head + [row("initial" if i == 0 else f"after G{i}", first, i)
+                                 for i in range(len(first["corner_error"]))])
+    lines = head + [row("identity (no correction)", dict(first, realism=None), 0)]
+    lines += [row(f"{s['label']} ({s['warps']} G)", s, -1) for s in summaries]
+    return "\n".join(lines)
+
+
+def _comparison(summaries: list[dict], n: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"final placement error over {n} samples, same perturbations (pixels at the model size)")
+    for col in ("model", "G", "corner", "shape", "x / y", "IoU", "worse step"):
+        table.add_column(col, justify="right")
+    first = summaries[0]
+    table.add_row("identity", "0", f"{first['corner_error'][0]:.2f}", f"{first['shape_error'][0]:.2f}",
+                  f"{first['x_error'][0]:.2f} / {first['y_error'][0]:.2f}", f"{first['iou'][0]:.3f}", "-")
+    for s in summaries:
+        ce = s["corner_error"]
+        worse = [i for i in range(1, len(ce)) if ce[i] > ce[i - 1]]
+        table.add_row(s["label"], str(s["warps"]), f"{ce[-1]:.2f}", f"{s['shape_error'][-1]:.2f}",
+                      f"{s['x_error'][-1]:.2f} / {s['y_error'][-1]:.2f}", f"{s['iou'][-1]:.3f}",
+                      ", ".join(f"G{i}" for i in worse) or "no")
+    Console().print(table)
 
 
 def _table(result: dict, warps: int) -> None:
