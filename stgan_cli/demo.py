@@ -11,6 +11,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def poor_guess(box) -> str:
+    """A user's rough ``--box`` for a true box: too small and too high."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    return f"{x1 + 0.1 * w:.0f},{y1 - 0.35 * h:.0f},{x2 - 0.1 * w:.0f},{y2 - 0.45 * h:.0f}"
+
+
 def main() -> int:
     from . import modelstore
     from .data import synth_indoor
@@ -19,10 +26,7 @@ def main() -> int:
     if not (data / "object_0.json").exists():
         synth_indoor.write_samples(data)
     truth = json.loads((data / "object_0.json").read_text())
-    # Start from a poor guess, as a user's rough box would be: too small and too high.
-    x1, y1, x2, y2 = truth["box"]
-    w, h = x2 - x1, y2 - y1
-    guess = f"{x1 + 0.1 * w:.0f},{y1 - 0.35 * h:.0f},{x2 - 0.1 * w:.0f},{y2 - 0.45 * h:.0f}"
+    guess = poor_guess(truth["box"])
     cmd = [sys.executable, "-m", "stgan_cli", "composite", str(data / truth["foreground"]),
            str(data / truth["background"]), "--out", str(out / "composite.png"), "--box", guess,
            "--save-warp", "--steps", str(out / "steps")]
@@ -35,9 +39,30 @@ def main() -> int:
     print("$ stgan " + " ".join(shlex.quote(c) for c in cmd[3:]), file=sys.stderr)
     code = subprocess.call(cmd)
     if code == 0:
-        print(f"demo: composite {out / 'composite.png'}, steps {out / 'steps' / 'composite_steps.png'}; "
+        pair = ""
+        if installed:
+            before_after(out / "steps" / "composite_step0.png", out / "composite.png", out / "before_after.png")
+            pair = f", before | after {out / 'before_after.png'}"
+        print(f"demo: composite {out / 'composite.png'}, steps {out / 'steps' / 'composite_steps.png'}{pair}; "
               f"the object truly stands in the box {truth['box']}")
     return code
+
+
+def before_after(before: Path, after: Path, out: Path) -> None:
+    """The initial placement and the model's, side by side, each labelled."""
+    import cv2
+    import numpy as np
+
+    from . import imageio
+
+    panels = []
+    for path, label in ((before, "before (initial box)"), (after, "after ST-GAN")):
+        img = np.ascontiguousarray(imageio.read_image(path).pixels[..., :3])
+        cv2.putText(img, label, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(img, label, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
+        panels.append(img)
+    gap = np.full((panels[0].shape[0], 8, 3), 255, panels[0].dtype)
+    imageio.write_image(out, np.concatenate([panels[0], gap, panels[1]], 1))
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ def test_eval_end_to_end(tmp_path):
     assert out["n"] == 12 and set(out) >= {"corner_error", "shape_error", "iou"}
     assert len(out["corner_error"]) == 3 and len(out["iou"]) == 3 and len(out["realism"]) == 3
     assert out["corner_error"][0] > 0 and 0 <= out["iou"][-1] <= 1
+    assert out["corner_error_pct"][0] == pytest.approx(out["corner_error"][0] / 2, abs=1e-3)  # diagonal 200 px
     assert (tmp_path / "rep" / "cases.png").exists() and (tmp_path / "rep" / "histogram.png").exists()
     r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--n", "12"], catch_exceptions=False)
     assert r.exit_code == 0 and "after G2" in r.stdout
@@ -98,7 +99,7 @@ def test_eval_compares_several_models_on_the_same_perturbations(tmp_path):
     assert r.exit_code == 0 and "identity" in r.stdout and "moving" in r.stdout
     md = runner.invoke(app, args + ["--markdown"], catch_exceptions=False).stdout.splitlines()
     assert len(md) == 5 and md[2].startswith("| identity") and md[4].startswith("| moving (2 G) |")
-    assert f"| {b['corner_error'][-1]:.2f} |" in md[4]
+    assert f"| {b['corner_error'][-1]:.2f} ({b['corner_error_pct'][-1]:.1f} %) |" in md[4]
     small = random_model(tmp_path / "small", warps=1, image_size=(48, 64))
     r = runner.invoke(app, ["eval", str(still), str(small), "--data", str(data / "train")])
     assert r.exit_code == 1 and "small" in r.stderr and "comparable" in r.stderr

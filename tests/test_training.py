@@ -13,8 +13,9 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from stgan_cli import modelstore
+from stgan_cli import evaluation, geometry, modelstore
 from stgan_cli.cli import app
+from stgan_cli.data import perturb
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
 from stgan_cli.training import checkpoint, config as C
@@ -57,6 +58,7 @@ def test_config_precedence_and_types(tmp_path):
     ("", ["model.warps=two"], "model.warps: expected int"),
     ("", ["optim.batch_size=5", "optim.grad_accum=2"], "divisible"),
     ("", ["data.kind=triplets"], "paired, unpaired or glasses"),
+    ("", ["optim.pretrain_rounds=0"], "pretrain_rounds must be >= 1"),
     ("model: [1, 2]\n", [], "should be a mapping"),
     ("optim: {lr_g: 1\n", [], "not valid YAML"),
 ])
@@ -201,6 +203,28 @@ def test_unpaired_run_with_history(tmp_path):
     assert len(t.history) == 4
 
 
+def test_real_images_pass_through_the_same_resampling_as_fakes(tiny, tmp_path):
+    """perturb.real_jitter: D's real objects are warped by a sub-pixel sl(3) warp, so that blur alone
+    does not tell real from fake; the object moves by well under a pixel."""
+    plain = quiet_trainer(tmp_path / "a", data=tiny)
+    jittered = quiet_trainer(tmp_path / "b", "perturb.real_jitter=0.004", data=tiny)
+    bg, fg, p0, real = plain.batch(8)
+    bg2, fg2, p02, real2 = jittered.batch(8)
+    assert torch.equal(bg, bg2) and torch.equal(fg, fg2) and torch.equal(p0, p02)  # same draws before
+    assert torch.equal(real, geometry.composite(bg, fg))
+    moved = (real2 - real).abs()
+    assert moved.max() > 0.02  # resampled, visibly so at the object's edges
+    one_pixel = torch.zeros_like(p0)
+    one_pixel[:, 0] = 2 / 64  # 1 px to the right at 48x64
+    shifted = geometry.composite(bg, geometry.warp_foreground(fg, one_pixel))
+    assert moved.mean() < 0.5 * (shifted - real).abs().mean()
+    # the magnitude used for indoor moves an object's box corners by under a pixel at 120x160
+    boxes = torch.tensor([[-0.5, -0.3, 0.3, 0.6]]).expand(2000, 4)
+    jitter = torch.from_numpy(perturb.warp_noise(2000, 0.004, 0.0, np.random.default_rng(0))).float()
+    corner = evaluation.placement_errors(jitter, boxes, (120, 160))["corner_error"]
+    assert corner.quantile(0.99) < 1.0 and corner.mean() < 0.5  # about what a random sub-pixel offset blurs
+
+
 def test_supervised_pretraining_halves_the_corner_error(tmp_path):
     """The learning test: a fixed set of 8 rooms, evaluated on 64 fixed perturbations of them."""
     root = tmp_path / "d"
@@ -208,12 +232,22 @@ def test_supervised_pretraining_halves_the_corner_error(tmp_path):
     shutil.copytree(root / "train", root / "test")
     t = quiet_trainer(tmp_path / "run", "stages.pretrain=500", "stages.d_pretrain=0", "stages.warp=0",
                       "stages.end_to_end=0", "model.warps=1", "optim.lr_pretrain=1e-3", "optim.batch_size=16",
-                      "optim.grad_accum=1", "optim.lr_decay_every=150", "data.eval_samples=64", data=root)
+                      "optim.grad_accum=1", "optim.lr_decay_every=150", "data.eval_samples=64",
+                      "optim.pretrain_rounds=2", data=root)
     before = t.evaluate()["corner_error"][0]
     for _ in range(500):
         t.train_step()
     after = t.evaluate()["corner_error"][1]
     assert after <= 0.5 * before, (before, after)
+    # trained on its own residuals, G_1 applied a second time improves the placement again
+    bg, fg, p0 = t._eval_batch(64)
+    gen = t.net.generators[0].eval()
+    with torch.no_grad():
+        p1 = p0 + gen(bg, geometry.warp_foreground(fg, p0))
+        p2 = p1 + gen(bg, geometry.warp_foreground(fg, p1))
+    boxes = evaluation.object_boxes(fg[:, 3])
+    once, twice = (evaluation.placement_errors(p, boxes, (48, 64))["corner_error"].mean().item() for p in (p1, p2))
+    assert once == pytest.approx(after, rel=1e-4) and twice < 0.9 * once, (once, twice)
 
 
 def test_distributed_two_cpu_processes_stay_in_sync(tiny, tmp_path):

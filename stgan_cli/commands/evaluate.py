@@ -66,6 +66,8 @@ def evaluate(
     for label, loaded in zip(labels, opened):
         result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
                                   keep_images=report is not None, eyes=eyes)
+        diagonal = float(np.hypot(*cfg.image_size))
+        result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": loaded.config.warps, **result["means"]})
         if len(opened) == 1 and not (as_json or markdown):
             _table(result, loaded.config.warps)
@@ -96,52 +98,61 @@ def _labels(refs: list[str]) -> list[str]:
             for r, nm in zip(refs, names)]
 
 
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: no terminal width to wrap the table to
+        console = Console(width=140)
+    return console
+
+
 def _markdown(summaries: list[dict]) -> str:
     """One model: a row per iteration. Several: identity, then each model's final placement."""
-    head = ["| | corner error (px) | shape error (px) | x / y error (px) | mask IoU | realism (D) |",
+    head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | mask IoU | realism (D) |",
             "|---|---|---|---|---|---|"]
 
     def row(label, s, i):
         realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
-        return (f"| {label} | {s['corner_error'][i]:.2f} | {s['shape_error'][i]:.2f} | "
+        return (f"| {label} | {s['corner_error'][i]:.2f} ({s['corner_error_pct'][i]:.1f} %) | {s['shape_error'][i]:.2f} | "
                 f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f} | {s['iou'][i]:.3f} | {realism} |")
 
     first = summaries[0]
     if len(summaries) == 1:
-        return "\n".join(head + [row("initial" if i == 0 else f"after G{i}", first, i)
-                                 for i in range(len(first["corner_error"]))])
+        lines = head + [row("initial" if i == 0 else f"after G{i}", first, i) for i in range(len(first["corner_error"]))]
+        if first.get("realism_truth"):
+            lines.append(f"| truth | 0 | 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} |")
+        return "\n".join(lines)
     lines = head + [row("identity (no correction)", dict(first, realism=None), 0)]
     lines += [row(f"{s['label']} ({s['warps']} G)", s, -1) for s in summaries]
     return "\n".join(lines)
 
 
 def _comparison(summaries: list[dict], n: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"final placement error over {n} samples, same perturbations (pixels at the model size)")
-    for col in ("model", "G", "corner", "shape", "x / y", "IoU", "worse step"):
+    for col in ("model", "G", "corner (% diag)", "shape", "x / y", "IoU", "worse step"):
         table.add_column(col, justify="right")
     first = summaries[0]
-    table.add_row("identity", "0", f"{first['corner_error'][0]:.2f}", f"{first['shape_error'][0]:.2f}",
+    table.add_row("identity", "0", f"{first['corner_error'][0]:.2f} ({first['corner_error_pct'][0]:.1f})", f"{first['shape_error'][0]:.2f}",
                   f"{first['x_error'][0]:.2f} / {first['y_error'][0]:.2f}", f"{first['iou'][0]:.3f}", "-")
     for s in summaries:
         ce = s["corner_error"]
         worse = [i for i in range(1, len(ce)) if ce[i] > ce[i - 1]]
-        table.add_row(s["label"], str(s["warps"]), f"{ce[-1]:.2f}", f"{s['shape_error'][-1]:.2f}",
+        table.add_row(s["label"], str(s["warps"]), f"{ce[-1]:.2f} ({s['corner_error_pct'][-1]:.1f})", f"{s['shape_error'][-1]:.2f}",
                       f"{s['x_error'][-1]:.2f} / {s['y_error'][-1]:.2f}", f"{s['iou'][-1]:.3f}",
                       ", ".join(f"G{i}" for i in worse) or "no")
-    Console().print(table)
+    _console().print(table)
 
 
 def _table(result: dict, warps: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"placement error over {result['n']} samples (pixels at the model size)")
     m, med = result["means"], result["medians"]
-    columns = ["", "corner err (mean / median)", "shape err (mean / median)", "x / y err (mean)", "IoU (mean)",
-               "realism (D)"]
+    columns = ["", "corner err (mean / median, % of diagonal)", "shape err (mean / median)", "x / y err (mean)",
+               "IoU (mean)", "realism (D)"]
     if "lens_error" in m:
         columns.append("lens err / eye dist (mean / median)")
     for col in columns:
@@ -149,10 +160,12 @@ def _table(result: dict, warps: int) -> None:
     for i in range(len(m["corner_error"])):
         label = "initial" if i == 0 else f"after G{i}"
         realism = f"{m['realism'][i]:.3f}" if m.get("realism") else "-"
-        row = [label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f}",
+        row = [label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f} ({m['corner_error_pct'][i]:.1f} %)",
                f"{m['shape_error'][i]:.2f} / {med['shape_error'][i]:.2f}",
                f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['iou'][i]:.3f}", realism]
         if "lens_error" in m:
             row.append(f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}")
         table.add_row(*row)
-    Console().print(table)
+    if m.get("realism_truth"):
+        table.add_row("truth", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", *(["0"] if "lens_error" in m else []))
+    _console().print(table)

@@ -193,7 +193,11 @@ class Trainer:
             bg, fg = self.data.batch(idx) if cfg.data.kind == "paired" else \
                 self.data.batch(idx, rng.integers(len(self.data.data.fg), size=size))
             bg_t, fg_t = self._tensor(bg), self._tensor(fg)
-            real = geometry.composite(bg_t, fg_t)
+            real_fg = fg_t
+            if cfg.perturb.real_jitter > 0:
+                jitter = perturb.warp_noise(size, cfg.perturb.real_jitter, 0.0, rng)
+                real_fg = geometry.warp_foreground(fg_t, torch.from_numpy(jitter).float().to(self.device))
+            real = geometry.composite(bg_t, real_fg)
         else:
             d = self.data
             bgs = d.bg[rng.choice(self.shard, size)]
@@ -299,10 +303,13 @@ class Trainer:
         total = 0.0
         batch = self.batch(cfg.optim.batch_size)
         for k in range(cfg.optim.grad_accum):
-            bg, fg, p0, _ = self._micro(batch, k)
-            p = p0 + gen(bg, geometry.warp_foreground(fg, p0))
+            bg, fg, p, _ = self._micro(batch, k)
             boxes = evaluation.object_boxes(fg[:, 3])
-            loss = losses.supervised_corner_loss(p, boxes)
+            loss = 0.0
+            for _ in range(cfg.optim.pretrain_rounds):
+                p = p + gen(bg, geometry.warp_foreground(fg, p))
+                loss = loss + losses.supervised_corner_loss(p, boxes) / cfg.optim.pretrain_rounds
+                p = p.detach()
             (loss / cfg.optim.grad_accum).backward()
             total += loss.item() / cfg.optim.grad_accum
         params = list(gen.parameters())
