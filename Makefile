@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench train-indoor train-glasses clean
+.PHONY: install demo test test-all bench train-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,10 +28,17 @@ bench: $(STAMP)
 
 # The default model, from scratch: data, the whole schedule (resumed if interrupted), models/indoor/.
 train-indoor: $(STAMP)
-	test -f data/indoor/train/meta.jsonl || $(PY) -m stgan_cli data synth-indoor --out data/indoor --n 10000 --seed 0 --overwrite
+	grep -qs contact_shadow data/indoor/train/meta.jsonl || $(PY) -m stgan_cli data synth-indoor --out data/indoor --n 10000 --seed 0 --overwrite
 	if [ -f runs/indoor/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/indoor; \
 	else $(PY) -m stgan_cli train --config configs/indoor.yaml --data data/indoor --out runs/indoor; fi
 	rm -rf models/indoor && cp -r runs/indoor/model models/indoor
+
+# The comparison table of the card: identity, the supervised G_1, every stage, the shipped model,
+# all on the same 1000 perturbed held-out rooms.
+eval-indoor: $(STAMP)
+	$(PY) -m stgan_cli eval runs/indoor/stages/pretrain $$(ls -d runs/indoor/stages/warp* | sort) \
+		runs/indoor/stages/end_to_end models/indoor --data data/indoor/test --n 1000 --seed 0 --markdown \
+		| tee runs/indoor/comparison.md
 
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
 REALDATA ?= ../shared/realdata
