@@ -18,7 +18,7 @@ from stgan_cli.cli import app
 from stgan_cli.data import perturb
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
-from stgan_cli.training import checkpoint, config as C
+from stgan_cli.training import checkpoint, config as C, losses
 from stgan_cli.training.trainer import Trainer, schedule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,7 @@ def test_config_precedence_and_types(tmp_path):
     ("", ["optim.batch_size=5", "optim.grad_accum=2"], "divisible"),
     ("", ["data.kind=triplets"], "paired, unpaired or glasses"),
     ("", ["optim.pretrain_rounds=0"], "pretrain_rounds must be >= 1"),
+    ("", ["data.kind=unpaired", "stages.pretrain=0", "optim.supervised_weight=1"], "needs paired data"),
     ("model: [1, 2]\n", [], "should be a mapping"),
     ("optim: {lr_g: 1\n", [], "not valid YAML"),
 ])
@@ -223,6 +224,33 @@ def test_real_images_pass_through_the_same_resampling_as_fakes(tiny, tmp_path):
     jitter = torch.from_numpy(perturb.warp_noise(2000, 0.004, 0.0, np.random.default_rng(0))).float()
     corner = evaluation.placement_errors(jitter, boxes, (120, 160))["corner_error"]
     assert corner.quantile(0.99) < 1.0 and corner.mean() < 0.5  # about what a random sub-pixel offset blurs
+
+
+def test_supervised_anchor_in_the_adversarial_stages(tiny, tmp_path):
+    """optim.supervised_weight w: a warp stage's generator gradient is the adversarial one plus
+    w times the gradient of the corner loss of the final warp (same batch, same weights)."""
+    sets = ["stages.pretrain=0", "stages.d_pretrain=0", "model.warps=1", "optim.grad_accum=1"]
+    w = 50.0
+
+    def grads(name, *extra):
+        t = quiet_trainer(tmp_path / name, *sets, *extra, data=tiny)
+        t._enter(t.stages[0])
+        t.opt_g.step = lambda: None  # keep the weights: only the gradient is compared
+        row = t._g_update(t.stages[0])
+        return row, [p.grad.clone() for p in t.net.generators[0].parameters()], t
+
+    row_a, anchored, _ = grads("a", f"optim.supervised_weight={w}")
+    row_b, plain, t = grads("b")
+    assert "loss_sup" in row_a and "loss_sup" not in row_b
+    gen = t.net.generators[0]
+    gen.zero_grad()
+    t.rng = np.random.default_rng([t.cfg.run.seed, 0])  # the same batch again
+    bg, fg, p0, _ = t.batch(t.cfg.optim.batch_size)
+    p = p0 + gen(bg, geometry.warp_foreground(fg, p0))
+    (w * losses.supervised_corner_loss(p, evaluation.object_boxes(fg[:, 3]))).backward()
+    for a, b, g in zip(anchored, plain, gen.parameters()):
+        torch.testing.assert_close(a - b, g.grad, rtol=1e-4, atol=1e-6)
+    assert any(g.grad.abs().max() > 0 for g in gen.parameters())
 
 
 def test_supervised_pretraining_halves_the_corner_error(tmp_path):

@@ -61,6 +61,9 @@ class OptimSection:
     # result, with the corner loss after every application: G_1 then also learns to correct its own
     # residuals, and G_2.. (its copies) start as refiners instead of over-correcting small errors.
     pretrain_rounds: int = 1
+    # Paired data: weight of the supervised corner loss (as in pre-training) added to the generators'
+    # adversarial loss in the warp and end-to-end stages; 0 = the paper's purely adversarial stages.
+    supervised_weight: float = 0.0
     lr_g: float = 1e-6
     lr_d: float = 1e-4
     lr_end_to_end: float | None = None  # None: lr_g
@@ -159,6 +162,8 @@ def _check(cfg: TrainConfig) -> None:
     need(cfg.optim.batch_size >= 1 and cfg.optim.grad_accum >= 1, "optim.batch_size and grad_accum >= 1")
     need(cfg.optim.pretrain_rounds >= 1, "optim.pretrain_rounds must be >= 1")
     need(cfg.perturb.real_jitter >= 0, "perturb.real_jitter must be >= 0")
+    need(cfg.optim.supervised_weight == 0 or cfg.data.kind != "unpaired",
+         "optim.supervised_weight needs paired data (the true placement)")
     need(cfg.optim.batch_size % cfg.optim.grad_accum == 0, "optim.batch_size must be divisible by grad_accum")
     need(cfg.optim.d_steps >= 1, "optim.d_steps >= 1")
     for name in ("pretrain", "d_pretrain", "warp", "end_to_end"):

@@ -225,6 +225,7 @@ class Trainer:
                 dp = gens[i](bg, warped)
                 dps.append(dp)
                 p = p + dp
+        self.last_p = p
         return geometry.composite(bg, geometry.warp_foreground(fg, p)), dps
 
     def _micro(self, tensors, k):
@@ -287,6 +288,10 @@ class Trainer:
             fake, dps = self._forward(bg, fg, p0, upto, train_from)
             trust = losses.trust_region(dps)
             loss = -losses.critic(self.net.discriminator, fake).mean() + cfg.optim.trust_weight * trust
+            if cfg.optim.supervised_weight > 0:  # paired data: the true placement anchors the geometry
+                corner = losses.supervised_corner_loss(self.last_p, evaluation.object_boxes(fg[:, 3]))
+                loss = loss + cfg.optim.supervised_weight * corner
+                stats["loss_sup"] = stats.get("loss_sup", 0.0) + corner.item() / cfg.optim.grad_accum
             (loss / cfg.optim.grad_accum).backward()
             stats["loss_g"] += loss.item() / cfg.optim.grad_accum
             stats["trust"] += trust.item() / cfg.optim.grad_accum
