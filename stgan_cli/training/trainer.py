@@ -213,7 +213,7 @@ class Trainer:
 
     def _forward(self, bg, fg, p0, upto: int, train_from: int):
         """Run G_1..G_upto; generators before ``train_from`` (1-based) run without gradients.
-        Returns the final composite and the updates of the trained generators."""
+        Returns the final composite, the updates of the trained generators and the final warp."""
         p, dps = p0, []
         gens = self.net.generators
         for i in range(upto):
@@ -225,8 +225,7 @@ class Trainer:
                 dp = gens[i](bg, warped)
                 dps.append(dp)
                 p = p + dp
-        self.last_p = p
-        return geometry.composite(bg, geometry.warp_foreground(fg, p)), dps
+        return geometry.composite(bg, geometry.warp_foreground(fg, p)), dps, p
 
     def _micro(self, tensors, k):
         n = self.cfg.optim.grad_accum
@@ -240,7 +239,7 @@ class Trainer:
         for k in range(cfg.optim.grad_accum):
             bg, fg, p0, real = self._micro(batch, k)
             with torch.no_grad():
-                fake, _ = self._forward(bg, fg, p0, upto, train_from=upto + 1)
+                fake, _, _ = self._forward(bg, fg, p0, upto, train_from=upto + 1)
             fake = self._with_history(fake)
             loss, parts = losses.critic_loss(self.net.discriminator, real, fake, cfg.optim.gp_weight)
             (loss / cfg.optim.grad_accum).backward()
@@ -285,11 +284,11 @@ class Trainer:
         batch = self.batch(cfg.optim.batch_size)
         for k in range(cfg.optim.grad_accum):
             bg, fg, p0, _ = self._micro(batch, k)
-            fake, dps = self._forward(bg, fg, p0, upto, train_from)
+            fake, dps, p = self._forward(bg, fg, p0, upto, train_from)
             trust = losses.trust_region(dps)
             loss = -losses.critic(self.net.discriminator, fake).mean() + cfg.optim.trust_weight * trust
             if cfg.optim.supervised_weight > 0:  # paired data: the true placement anchors the geometry
-                corner = losses.supervised_corner_loss(self.last_p, evaluation.object_boxes(fg[:, 3]))
+                corner = losses.supervised_corner_loss(p, evaluation.object_boxes(fg[:, 3]))
                 loss = loss + cfg.optim.supervised_weight * corner
                 stats["loss_sup"] = stats.get("loss_sup", 0.0) + corner.item() / cfg.optim.grad_accum
             (loss / cfg.optim.grad_accum).backward()
