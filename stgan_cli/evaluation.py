@@ -116,7 +116,8 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
             for k, v in iteration_metrics(pred, fg, size, disc, eyes).items():
                 per.setdefault(k, []).append(v.cpu())
             if disc is not None:  # the reference: how real the critic finds the true placement
-                per.setdefault("realism_truth", []).append(disc(geometry.composite(bg, fg)).mean(dim=(1, 2, 3))[None].cpu())
+                truth = disc(geometry.composite(bg, fg)).mean(dim=(1, 2, 3))
+                per.setdefault("realism_truth", []).append(truth[None].cpu())
     per_sample = {k: torch.cat(v, 1).numpy() for k, v in per.items()}
     result = {"n": len(indices), "per_sample": per_sample,
               "means": {k: [round(float(x), 4) for x in v.mean(1)] for k, v in per_sample.items()},

@@ -62,11 +62,11 @@ def evaluate(
     idx = np.resize(np.arange(len(ds)), n)
     p0 = torch.from_numpy(warp_noise(n, std_h, std_t, np.random.default_rng(seed))).float()
     labels = _labels([m.ref for m in opened])
+    diagonal = float(np.hypot(*cfg.image_size))
     summaries = []
     for label, loaded in zip(labels, opened):
         result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
                                   keep_images=report is not None, eyes=eyes)
-        diagonal = float(np.hypot(*cfg.image_size))
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": loaded.config.warps, **result["means"]})
         if len(opened) == 1 and not (as_json or markdown):
@@ -114,8 +114,7 @@ def _markdown(summaries: list[dict]) -> str:
 
     def row(label, s, i):
         realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
-        return (f"| {label} | {s['corner_error'][i]:.2f} ({s['corner_error_pct'][i]:.1f} %) | {s['shape_error'][i]:.2f} | "
-                f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f} | {s['iou'][i]:.3f} | {realism} |")
+        return f"| {label} | {' | '.join(_cells(s, i, ' %'))} | {realism} |"
 
     first = summaries[0]
     if len(summaries) == 1:
@@ -128,21 +127,23 @@ def _markdown(summaries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _cells(s: dict, i: int, pct: str = "") -> list[str]:
+    """Corner (with % of diagonal), shape, x / y and IoU of summary ``s`` after iteration ``i``."""
+    return [f"{s['corner_error'][i]:.2f} ({s['corner_error_pct'][i]:.1f}{pct})", f"{s['shape_error'][i]:.2f}",
+            f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f}", f"{s['iou'][i]:.3f}"]
+
+
 def _comparison(summaries: list[dict], n: int) -> None:
     from rich.table import Table
 
     table = Table(title=f"final placement error over {n} samples, same perturbations (pixels at the model size)")
     for col in ("model", "G", "corner (% diag)", "shape", "x / y", "IoU", "worse step"):
         table.add_column(col, justify="right")
-    first = summaries[0]
-    table.add_row("identity", "0", f"{first['corner_error'][0]:.2f} ({first['corner_error_pct'][0]:.1f})", f"{first['shape_error'][0]:.2f}",
-                  f"{first['x_error'][0]:.2f} / {first['y_error'][0]:.2f}", f"{first['iou'][0]:.3f}", "-")
+    table.add_row("identity", "0", *_cells(summaries[0], 0), "-")
     for s in summaries:
         ce = s["corner_error"]
         worse = [i for i in range(1, len(ce)) if ce[i] > ce[i - 1]]
-        table.add_row(s["label"], str(s["warps"]), f"{ce[-1]:.2f} ({s['corner_error_pct'][-1]:.1f})", f"{s['shape_error'][-1]:.2f}",
-                      f"{s['x_error'][-1]:.2f} / {s['y_error'][-1]:.2f}", f"{s['iou'][-1]:.3f}",
-                      ", ".join(f"G{i}" for i in worse) or "no")
+        table.add_row(s["label"], str(s["warps"]), *_cells(s, -1), ", ".join(f"G{i}" for i in worse) or "no")
     _console().print(table)
 
 
