@@ -101,7 +101,9 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
 def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,
                      keep_images: bool = False, eyes: torch.Tensor | None = None) -> dict:
     """Metrics of ``net`` on ``dataset[indices]`` perturbed by ``p0``: per-sample arrays, means and
-    medians per iteration; with ``keep_images``, the composites of the best, median and worst samples."""
+    medians per iteration; with ``keep_images``, the composites of the best, median and worst samples.
+    With a discriminator, ``truth_preferred`` is per iteration the fraction of scenes whose true
+    placement the critic scores above that iterate (0.5: it cannot tell them apart)."""
     import numpy as np
 
     per: dict[str, list] = {}
@@ -119,9 +121,13 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
                 truth = disc(geometry.composite(bg, fg)).mean(dim=(1, 2, 3))
                 per.setdefault("realism_truth", []).append(truth[None].cpu())
     per_sample = {k: torch.cat(v, 1).numpy() for k, v in per.items()}
+    if "realism_truth" in per_sample:
+        # Mean scores can hide a critic that does not know where objects belong; this asks it per scene.
+        per_sample["truth_preferred"] = (per_sample["realism_truth"] > per_sample["realism"]).astype(np.float32)
     result = {"n": len(indices), "per_sample": per_sample,
               "means": {k: [round(float(x), 4) for x in v.mean(1)] for k, v in per_sample.items()},
-              "medians": {k: [round(float(x), 4) for x in np.median(v, 1)] for k, v in per_sample.items()}}
+              "medians": {k: [round(float(x), 4) for x in np.median(v, 1)] for k, v in per_sample.items()
+                          if k != "truth_preferred"}}
     if keep_images:
         final = per_sample["corner_error"][-1]
         order = np.argsort(final)

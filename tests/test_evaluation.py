@@ -103,3 +103,31 @@ def test_eval_compares_several_models_on_the_same_perturbations(tmp_path):
     small = random_model(tmp_path / "small", warps=1, image_size=(48, 64))
     r = runner.invoke(app, ["eval", str(still), str(small), "--data", str(data / "train")])
     assert r.exit_code == 1 and "small" in r.stderr and "comparable" in r.stderr
+
+
+class _Brightness(torch.nn.Module):
+    """A critic that finds brighter composites more real: a white object cut off by the image edge
+    scores lower than the whole object."""
+
+    def forward(self, x):
+        return x.mean(1, keepdim=True)
+
+
+class _OneBox:
+    def batch(self, idx):
+        fg = box_canvas(100, 40, 150, 90).numpy()
+        return np.zeros((len(idx), 3, *SIZE), np.float32), np.repeat(fg, len(idx), 0)
+
+
+def test_truth_preferred_counts_scenes_where_the_critic_ranks_the_truth_higher():
+    from stgan_cli import nets
+
+    net = nets.STGAN(1, SIZE, discriminator=False)
+    torch.nn.init.zeros_(net.generators[0].out.weight)
+    torch.nn.init.zeros_(net.generators[0].out.bias)  # G_1 leaves every placement as it is
+    net.discriminator = _Brightness()
+    p0 = torch.zeros(4, 8)
+    p0[:2, 0] = -20 * 2 / SIZE[1]  # two scenes move 20 px right, past the edge; two stay at the truth
+    out = evaluation.evaluate_batches(net, _OneBox(), [0, 1, 2, 3], p0, SIZE)
+    assert out["per_sample"]["truth_preferred"].tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
+    assert out["means"]["truth_preferred"] == [0.5, 0.5] and "truth_preferred" not in out["medians"]

@@ -109,20 +109,20 @@ def _console():
 
 def _markdown(summaries: list[dict]) -> str:
     """One model: a row per iteration. Several: identity, then each model's final placement."""
-    head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | mask IoU | realism (D) |",
-            "|---|---|---|---|---|---|"]
+    head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | mask IoU | realism (D) "
+            "| D prefers truth |", "|---|---|---|---|---|---|---|"]
 
     def row(label, s, i):
         realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
-        return f"| {label} | {' | '.join(_cells(s, i, ' %'))} | {realism} |"
+        return f"| {label} | {' | '.join(_cells(s, i, ' %'))} | {realism} | {_preferred(s, i)} |"
 
     first = summaries[0]
     if len(summaries) == 1:
         lines = head + [row("initial" if i == 0 else f"after G{i}", first, i) for i in range(len(first["corner_error"]))]
         if first.get("realism_truth"):
-            lines.append(f"| truth | 0 | 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} |")
+            lines.append(f"| truth | 0 | 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} | - |")
         return "\n".join(lines)
-    lines = head + [row("identity (no correction)", dict(first, realism=None), 0)]
+    lines = head + [row("identity (no correction)", dict(first, realism=None, truth_preferred=None), 0)]
     lines += [row(f"{s['label']} ({s['warps']} G)", s, -1) for s in summaries]
     return "\n".join(lines)
 
@@ -131,6 +131,10 @@ def _cells(s: dict, i: int, pct: str = "") -> list[str]:
     """Corner (with % of diagonal), shape, x / y and IoU of summary ``s`` after iteration ``i``."""
     return [f"{s['corner_error'][i]:.2f} ({s['corner_error_pct'][i]:.1f}{pct})", f"{s['shape_error'][i]:.2f}",
             f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f}", f"{s['iou'][i]:.3f}"]
+
+
+def _preferred(s: dict, i: int) -> str:
+    return f"{100 * s['truth_preferred'][i]:.0f} %" if s.get("truth_preferred") else "-"
 
 
 def _comparison(summaries: list[dict], n: int) -> None:
@@ -153,7 +157,7 @@ def _table(result: dict, warps: int) -> None:
     table = Table(title=f"placement error over {result['n']} samples (pixels at the model size)")
     m, med = result["means"], result["medians"]
     columns = ["", "corner err (mean / median, % of diagonal)", "shape err (mean / median)", "x / y err (mean)",
-               "IoU (mean)", "realism (D)"]
+               "IoU (mean)", "realism (D)", "D prefers truth"]
     if "lens_error" in m:
         columns.append("lens err / eye dist (mean / median)")
     for col in columns:
@@ -163,10 +167,11 @@ def _table(result: dict, warps: int) -> None:
         realism = f"{m['realism'][i]:.3f}" if m.get("realism") else "-"
         row = [label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f} ({m['corner_error_pct'][i]:.1f} %)",
                f"{m['shape_error'][i]:.2f} / {med['shape_error'][i]:.2f}",
-               f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['iou'][i]:.3f}", realism]
+               f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['iou'][i]:.3f}", realism, _preferred(m, i)]
         if "lens_error" in m:
             row.append(f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}")
         table.add_row(*row)
     if m.get("realism_truth"):
-        table.add_row("truth", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", *(["0"] if "lens_error" in m else []))
+        table.add_row("truth", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", "-",
+                      *(["0"] if "lens_error" in m else []))
     _console().print(table)
