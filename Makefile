@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench train-indoor eval-indoor train-glasses clean
+.PHONY: install demo test test-all bench train-indoor baseline-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,12 +33,20 @@ train-indoor: $(STAMP)
 	else $(PY) -m stgan_cli train --config configs/indoor.yaml --data data/indoor --out runs/indoor; fi
 	rm -rf models/indoor && cp -r runs/indoor/model models/indoor
 
+# The paper's naive baseline: the same supervised G_1, then one generator trained adversarially for
+# as many steps as ST-GAN's warp and end-to-end stages together (5 x 300 + 300), after the same
+# 200 D-only steps. Resumes when interrupted.
+baseline-indoor: $(STAMP)
+	test -d runs/indoor/stages/pretrain || { echo "baseline-indoor starts from make train-indoor's runs/indoor/stages/pretrain"; exit 1; }
+	test -f runs/indoor-naive/model/model.safetensors || $(PY) -m stgan_cli refine runs/indoor/stages/pretrain \
+		--data data/indoor --out runs/indoor-naive/model -c configs/indoor.yaml --steps 1800 --set stages.d_pretrain=200
+
 # The comparison table of the card: identity, the supervised G_1, every stage, the shipped model,
-# all on the same 1000 perturbed held-out rooms.
+# and the naive baseline when it has been trained, all on the same 1000 perturbed held-out rooms.
 eval-indoor: $(STAMP)
 	$(PY) -m stgan_cli eval runs/indoor/stages/pretrain $$(ls -d runs/indoor/stages/warp* | sort) \
-		runs/indoor/stages/end_to_end models/indoor --data data/indoor/test --n 1000 --seed 0 --markdown \
-		| tee runs/indoor/comparison.md
+		runs/indoor/stages/end_to_end models/indoor $$(ls -d runs/indoor-naive/model 2>/dev/null) \
+		--data data/indoor/test --n 1000 --seed 0 --markdown | tee runs/indoor/comparison.md
 
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
 REALDATA ?= ../shared/realdata
