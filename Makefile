@@ -31,7 +31,8 @@ train-indoor: $(STAMP)
 	grep -qs contact_shadow data/indoor/train/meta.jsonl || $(PY) -m stgan_cli data synth-indoor --out data/indoor --n 10000 --seed 0 --overwrite
 	if [ -f runs/indoor/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/indoor; \
 	else $(PY) -m stgan_cli train --config configs/indoor.yaml --data data/indoor --out runs/indoor; fi
-	rm -rf models/indoor && cp -r runs/indoor/model models/indoor
+	# The weights and config; the hand-written card (recipe, measured table, limits) stays.
+	mkdir -p models/indoor && cp runs/indoor/model/model.safetensors runs/indoor/model/config.yaml models/indoor/
 
 # The paper's naive baseline: the same supervised G_1, then one generator trained adversarially for
 # as many steps as ST-GAN's warp and end-to-end stages together (5 x 300 + 300), after the same
