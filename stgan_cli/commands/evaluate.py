@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -102,8 +103,8 @@ def _console():
     from rich.console import Console
 
     console = Console()
-    if not console.is_terminal:  # a pipe or a file: no terminal width to wrap the table to
-        console = Console(width=140)
+    if not console.is_terminal and "COLUMNS" not in os.environ:  # a pipe or a file: no width to wrap to
+        console = Console(width=160)
     return console
 
 
