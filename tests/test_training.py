@@ -60,6 +60,7 @@ def test_config_precedence_and_types(tmp_path):
     ("", ["data.kind=triplets"], "paired, unpaired or glasses"),
     ("", ["optim.pretrain_rounds=0"], "pretrain_rounds must be >= 1"),
     ("", ["data.kind=unpaired", "stages.pretrain=0", "optim.supervised_weight=1"], "needs paired data"),
+    ("", ["optim.lr_decay_floor=2"], "lr_decay_floor is a fraction"),
     ("model: [1, 2]\n", [], "should be a mapping"),
     ("optim: {lr_g: 1\n", [], "not valid YAML"),
 ])
@@ -251,6 +252,46 @@ def test_supervised_anchor_in_the_adversarial_stages(tiny, tmp_path):
     for a, b, g in zip(anchored, plain, gen.parameters()):
         torch.testing.assert_close(a - b, g.grad, rtol=1e-4, atol=1e-6)
     assert any(g.grad.abs().max() > 0 for g in gen.parameters())
+
+
+def test_supervised_anchor_end_to_end_covers_every_iterate(tiny, tmp_path):
+    """End to end, the anchor is the mean corner loss of the iterates of all trained generators, so
+    G_1 is pulled towards the truth by its own result too, not only through the final one."""
+    sets = ["stages.pretrain=0", "stages.d_pretrain=0", "stages.warp=0", "model.warps=2", "optim.grad_accum=1"]
+    w = 50.0
+
+    def grads(name, *extra):
+        t = quiet_trainer(tmp_path / name, *sets, *extra, data=tiny)
+        stage = t.stages[0]
+        assert stage.name == "end_to_end"
+        for g in t.net.generators:  # non-zero updates, so that the two iterates differ
+            torch.nn.init.normal_(g.out.weight, std=1e-3)
+        t._enter(stage)
+        t.opt_g.step = lambda: None
+        t._g_update(stage)
+        return [p.grad.clone() for p in t.net.generators.parameters()], t
+
+    anchored, _ = grads("a", f"optim.supervised_weight={w}")
+    plain, t = grads("b")
+    gens = t.net.generators
+    gens.zero_grad()
+    t.rng = np.random.default_rng([t.cfg.run.seed, 0])
+    bg, fg, p0, _ = t.batch(t.cfg.optim.batch_size)
+    boxes = evaluation.object_boxes(fg[:, 3])
+    p1 = p0 + gens[0](bg, geometry.warp_foreground(fg, p0))
+    p2 = p1 + gens[1](bg, geometry.warp_foreground(fg, p1))
+    (w * (losses.supervised_corner_loss(p1, boxes) + losses.supervised_corner_loss(p2, boxes)) / 2).backward()
+    for a, b, g in zip(anchored, plain, gens.parameters()):
+        torch.testing.assert_close(a - b, g.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_learning_rate_decay_stops_at_its_floor(tiny, tmp_path):
+    t = quiet_trainer(tmp_path / "run", "stages.pretrain=100", "optim.lr_pretrain=1e-3", "optim.lr_decay_every=10",
+                      "optim.lr_decay_factor=0.5", "optim.lr_decay_floor=0.25", data=tiny)
+    lrs = [t.train_step()["lr"] for _ in range(40)]
+    assert lrs[:10] == [1e-3] * 10 and lrs[10:20] == [5e-4] * 10
+    assert lrs[20:] == [2.5e-4] * 20  # without the floor: 1.25e-4 from step 30
+    assert t.opt_g.param_groups[0]["lr"] == 2.5e-4
 
 
 def test_supervised_pretraining_halves_the_corner_error(tmp_path):

@@ -62,7 +62,8 @@ class OptimSection:
     # residuals, and G_2.. (its copies) start as refiners instead of over-correcting small errors.
     pretrain_rounds: int = 1
     # Paired data: weight of the supervised corner loss (as in pre-training) added to the generators'
-    # adversarial loss in the warp and end-to-end stages; 0 = the paper's purely adversarial stages.
+    # adversarial loss in the warp and end-to-end stages (averaged over every trained iterate);
+    # 0 = the paper's purely adversarial stages.
     supervised_weight: float = 0.0
     lr_g: float = 1e-6
     lr_d: float = 1e-4
@@ -70,6 +71,7 @@ class OptimSection:
     betas: list = field(default_factory=lambda: [0.5, 0.999])
     lr_decay_every: int = 0  # steps; 0 = constant
     lr_decay_factor: float = 0.5
+    lr_decay_floor: float = 0.0  # the decay stops at this fraction of the base rate
     d_steps: int = 2  # D updates per G update
     gp_weight: float = 10.0
     trust_weight: float = 0.3
@@ -166,6 +168,7 @@ def _check(cfg: TrainConfig) -> None:
          "optim.supervised_weight needs paired data (the true placement)")
     need(cfg.optim.batch_size % cfg.optim.grad_accum == 0, "optim.batch_size must be divisible by grad_accum")
     need(cfg.optim.d_steps >= 1, "optim.d_steps >= 1")
+    need(0 <= cfg.optim.lr_decay_floor <= 1, "optim.lr_decay_floor is a fraction of the rate, in [0, 1]")
     for name in ("pretrain", "d_pretrain", "warp", "end_to_end"):
         need(getattr(cfg.stages, name) >= 0, f"stages.{name} >= 0")
     need(cfg.data.kind != "unpaired" or cfg.stages.pretrain == 0, "supervised pre-training needs paired data")

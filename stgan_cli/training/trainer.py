@@ -213,8 +213,8 @@ class Trainer:
 
     def _forward(self, bg, fg, p0, upto: int, train_from: int):
         """Run G_1..G_upto; generators before ``train_from`` (1-based) run without gradients.
-        Returns the final composite, the updates of the trained generators and the final warp."""
-        p, dps = p0, []
+        Returns the final composite, the updates of the trained generators and the warp after each."""
+        p, dps, ps = p0, [], []
         gens = self.net.generators
         for i in range(upto):
             warped = geometry.warp_foreground(fg, p)
@@ -225,7 +225,8 @@ class Trainer:
                 dp = gens[i](bg, warped)
                 dps.append(dp)
                 p = p + dp
-        return geometry.composite(bg, geometry.warp_foreground(fg, p)), dps, p
+                ps.append(p)
+        return geometry.composite(bg, geometry.warp_foreground(fg, p)), dps, ps
 
     def _micro(self, tensors, k):
         n = self.cfg.optim.grad_accum
@@ -284,11 +285,15 @@ class Trainer:
         batch = self.batch(cfg.optim.batch_size)
         for k in range(cfg.optim.grad_accum):
             bg, fg, p0, _ = self._micro(batch, k)
-            fake, dps, p = self._forward(bg, fg, p0, upto, train_from)
+            fake, dps, ps = self._forward(bg, fg, p0, upto, train_from)
             trust = losses.trust_region(dps)
             loss = -losses.critic(self.net.discriminator, fake).mean() + cfg.optim.trust_weight * trust
             if cfg.optim.supervised_weight > 0:  # paired data: the true placement anchors the geometry
-                corner = losses.supervised_corner_loss(p, evaluation.object_boxes(fg[:, 3]))
+                # Every trained iterate, not only the last: end to end, the earlier generators would
+                # otherwise be free to trade their own accuracy for the final one, and a user who
+                # stops early (--iterations) gets their iterate.
+                boxes = evaluation.object_boxes(fg[:, 3])
+                corner = sum(losses.supervised_corner_loss(p, boxes) for p in ps) / len(ps)
                 loss = loss + cfg.optim.supervised_weight * corner
                 stats["loss_sup"] = stats.get("loss_sup", 0.0) + corner.item() / cfg.optim.grad_accum
             (loss / cfg.optim.grad_accum).backward()
@@ -351,6 +356,7 @@ class Trainer:
         decay = 1.0
         if o.lr_decay_every > 0:
             decay = o.lr_decay_factor ** ((self.step - stage.start) // o.lr_decay_every)
+            decay = max(decay, o.lr_decay_floor)
         for opt, base in ((self.opt_g, self._base_lr(stage)), (self.opt_d, o.lr_d)):
             if opt is not None:
                 for group in opt.param_groups:
