@@ -61,6 +61,16 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, (int, type(None))):
             print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        print("stgan: error: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - outside any command (an import, typer itself)
+        if os.environ.get("STGAN_DEBUG") == "1":
+            raise
+        from .errors import unexpected
+
+        print(f"stgan: error: {unexpected(exc)}", file=sys.stderr)
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

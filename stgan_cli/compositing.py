@@ -132,6 +132,38 @@ def projected_corners(dst_from_src: np.ndarray, src_size: Size, what: str = "obj
     return apply_homography(dst_from_src, corners)
 
 
+MIN_VISIBLE_PIXELS = 4.0  # an object covering less of the frame than 2x2 pixels is not there
+
+
+def visible_area(bg_from_crop: np.ndarray, crop_size: Size, bg_size: Size) -> float:
+    """How many background pixels the warped object's box covers inside the frame."""
+    quad = projected_corners(bg_from_crop, crop_size).astype(np.float32)
+    if _quad_area(quad) < 1e-6:
+        return 0.0
+    h, w = bg_size
+    frame = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]], np.float32)
+    hull = cv2.convexHull(quad)  # a homography keeps a box convex unless it folds, which projected_corners refuses
+    area, _ = cv2.intersectConvexConvex(hull, frame)
+    return float(area)
+
+
+def check_visible(cutout: Cutout, bg_from_fg: np.ndarray, bg_size: Size, what: str) -> None:
+    """Refuse a placement that leaves nothing of the object to see: outside the frame, or shrunk
+    below a couple of pixels.  ``what`` says which placement (the initial one, the model's)."""
+    bg_from_crop = bg_from_fg @ cutout.fg_from_crop
+    area = visible_area(bg_from_crop, cutout.rgba.shape[:2], bg_size)
+    if area >= MIN_VISIBLE_PIXELS:
+        return
+    h, w = bg_size
+    quad = projected_corners(bg_from_crop, cutout.rgba.shape[:2])
+    size = quad.max(0) - quad.min(0)
+    if _quad_area(quad) < MIN_VISIBLE_PIXELS:
+        raise StganError(f"{what} makes the object {size[0]:.2g}x{size[1]:.2g} px: too small to see "
+                         f"in the {w}x{h} background")
+    raise StganError(f"{what} puts the object outside the {w}x{h} background (centre at "
+                     f"{quad.mean(0)[0]:.0f},{quad.mean(0)[1]:.0f}): nothing of it would be visible")
+
+
 def warp_premultiplied(rgba: np.ndarray, dst_from_src: np.ndarray, out_size: Size, replicate: bool = False) -> np.ndarray:
     """Warp premultiplied ``rgba`` (or any float image) into an ``out_size`` (H, W) frame.
 

@@ -19,3 +19,12 @@ def suggest(word: str, choices) -> str:
 
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+DEBUG_HINT = "set STGAN_DEBUG=1 to see the traceback"
+
+
+def unexpected(exc: BaseException) -> str:
+    """One line for an error nobody anticipated: what it was, and how to see more."""
+    text = str(exc).strip().splitlines()
+    return f"unexpected {type(exc).__name__}{': ' + text[0] if text else ''} ({DEBUG_HINT})"

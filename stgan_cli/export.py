@@ -23,10 +23,16 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import geometry, modelstore
+from . import atomic, geometry, modelstore
 from .errors import StganError
 
-TOLERANCE = 1e-4  # max abs difference of the parameters allowed between an export and PyTorch
+# An export must put the object's corners where PyTorch puts them, within this many pixels of the
+# model's frame (120x160 for indoor) after every generator.  Float32 rounding alone moves them by
+# ~3e-5 px (PyTorch float32 against float64, shipped models, generated rooms); the exports reorder
+# float32 sums and exponentiate by a float32 series, and land within 1.4e-3 to 2.3e-3 px of PyTorch
+# (onnx and pt2, both shipped models).  1e-2 px leaves room for other CPUs' kernels and stays
+# invisible: scaled to a 4K photo it is a quarter of a pixel.
+TOLERANCE_PX = 1e-2
 
 
 @dataclass(frozen=True)
@@ -87,20 +93,67 @@ def reference(net, bg, fg, p0):
 
 
 def example_inputs(size, batch: int = 3, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    h, w = size
-    bg = torch.rand(batch, 3, h, w, generator=gen)
-    alpha = (torch.rand(batch, 1, h, w, generator=gen) > 0.6).float()
-    fg = torch.cat([torch.rand(batch, 3, h, w, generator=gen) * alpha, alpha], 1)
-    p0 = torch.randn(batch, 8, generator=gen) * 0.1
-    return bg, fg, p0
+    """Realistic inputs at ``size=(H, W)``: generated rooms, each with its piece of furniture as the
+    premultiplied foreground canvas, and initial parameters perturbed like the paper's (std 0.05).
+
+    Random noise is not realistic: it drives the generators far outside what they were trained on,
+    where float32 differences grow into changes of the predicted warp that no real input shows."""
+    from .data import synth_indoor
+
+    bgs, fgs = [], []
+    for i in range(batch):
+        _, (bg, obj, _) = synth_indoor.sample(seed, i, tuple(size))
+        bgs.append(torch.from_numpy(bg).permute(2, 0, 1).float() / 255)
+        fg = torch.from_numpy(obj).permute(2, 0, 1).float() / 255
+        fgs.append(torch.cat([fg[:3] * fg[3:], fg[3:]]))
+    p0 = torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed)) * 0.05
+    return torch.stack(bgs), torch.stack(fgs), p0
 
 
-def check(name: str, got, expected, path: Path) -> float:
-    diff = max((torch.as_tensor(g) - e).abs().max().item() for g, e in zip(got, expected))
-    if not diff <= TOLERANCE:
-        raise StganError(f"{path}: the {name} export differs from PyTorch by {diff:.2e} (> {TOLERANCE:g}); "
-                         "it was not kept")
+def object_corners(fg: torch.Tensor) -> torch.Tensor:
+    """Corners ``(B, 4, 2)`` of the object's bounding box in each canvas, canonical ``(x, y)``."""
+    h, w = fg.shape[-2:]
+    out = []
+    for alpha in fg[:, 3]:
+        ys, xs = torch.nonzero(alpha > 0, as_tuple=True)
+        if len(xs) == 0:  # an empty canvas: the frame's corners stand in for the object's
+            x0, y0, x1, y1 = -0.5, -0.5, w - 0.5, h - 0.5
+        else:
+            x0, y0, x1, y1 = xs.min() - 0.5, ys.min() - 0.5, xs.max() + 0.5, ys.max() + 0.5
+        pix = torch.tensor([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=torch.float64)
+        out.append(pix * torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64) - 1)
+    return torch.stack(out)
+
+
+def corner_pixels(warps: torch.Tensor, corners: torch.Tensor, size) -> torch.Tensor:
+    """Where the canvas points ``corners`` (B, 4, 2) land in the background, in pixels of ``size``,
+    for ``fgcanvas_from_bg`` warps of shape ``(B, ..., 3, 3)``: the inverse map, in float64."""
+    lead = warps.shape[1:-2]
+    pts = torch.cat([corners, torch.ones_like(corners[..., :1])], -1).transpose(-1, -2)  # (B, 3, 4)
+    pts = pts.reshape(pts.shape[0], *([1] * len(lead)), 3, 4).expand(*warps.shape[:-2], 3, 4)
+    bg = torch.linalg.solve(warps.double(), pts)
+    pix = torch.from_numpy(geometry.pixel_from_canon(tuple(size))) @ bg
+    return (pix[..., :2, :] / pix[..., 2:, :]).transpose(-1, -2)
+
+
+def corner_distance(got, expected, inputs, size) -> float:
+    """The largest distance (pixels of the model's frame) between where two answers (params,
+    warp) put the object's corners, after every generator and through the returned warp matrix."""
+    corners = object_corners(inputs[1])
+    got_params, got_warp = (torch.as_tensor(g).double() for g in got)
+    exp_params, exp_warp = (e.double() for e in expected)
+    landed = lambda params, warp: torch.cat([
+        corner_pixels(torch.linalg.matrix_exp(geometry.sl3_matrix(params)), corners, size),
+        corner_pixels(warp[:, None], corners, size)], 1)
+    return (landed(got_params, got_warp) - landed(exp_params, exp_warp)).norm(dim=-1).max().item()
+
+
+def check(name: str, got, expected, inputs, size, path: Path) -> float:
+    """:func:`corner_distance` of an export from PyTorch, refused above :data:`TOLERANCE_PX`."""
+    diff = corner_distance(got, expected, inputs, size)
+    if not diff <= TOLERANCE_PX:
+        raise StganError(f"{path}: the {name} export puts the object's corners {diff:.2e} px from where "
+                         f"PyTorch puts them (> {TOLERANCE_PX:g} px at {size[0]}x{size[1]}); it was not kept")
     return diff
 
 
@@ -110,18 +163,19 @@ def _missing(modules) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
-def _atomic(out: Path, write) -> None:
-    """Write a file through a temporary name in the same folder, then rename."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # same suffix as the target: torch.export.load insists on ".pt2"
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".partial-", suffix=out.suffix)
-    os.close(fd)
+def _mkdir(folder: Path) -> None:
     try:
-        write(Path(tmp))
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StganError(f"{folder}: cannot create the output folder ({atomic.describe(exc)})") from None
+
+
+def _atomic(out: Path, write) -> None:
+    """Write a file through a temporary name in the same folder (ending like the target:
+    ``torch.export.load`` insists on ".pt2"), then rename."""
+    _mkdir(out.parent)
+    with atomic.replacing(out, keep_suffix=True) as tmp:
+        write(tmp)
 
 
 def export(model_ref: str, fmt: str, out: Path, offline: bool = False) -> dict:
@@ -145,12 +199,16 @@ def export(model_ref: str, fmt: str, out: Path, offline: bool = False) -> dict:
 
 def export_package(folder: Path, out: Path) -> dict:
     """A copy of the model folder with a card that carries the Hub metadata header; reloaded to check."""
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StganError(f"{out}: exists and is not empty")
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None, prefix=f".{out.name}."))
+    _mkdir(out.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{os.getpid()}.", suffix=atomic.PART))
+    except OSError as exc:
+        raise StganError(f"{out.parent}: cannot write there ({atomic.describe(exc)})") from None
     try:
         for name in (modelstore.CONFIG_FILE, modelstore.WEIGHTS_FILE):
-            shutil.copy2(folder / name, tmp / name)
+            shutil.copyfile(folder / name, tmp / name)
         card_path = folder / modelstore.CARD_FILE
         card = card_path.read_text(encoding="utf-8") if card_path.exists() else f"# {folder.name}\n"
         if not card.startswith("---\n"):
@@ -158,15 +216,20 @@ def export_package(folder: Path, out: Path) -> dict:
         (tmp / modelstore.CARD_FILE).write_text(card, encoding="utf-8")
         original, copy = modelstore.load(str(folder)), modelstore.load(str(tmp))
         inputs = example_inputs(original.config.image_size)
-        diff = check("package", reference(copy.net, *inputs), reference(original.net, *inputs), out)
+        diff = check("package", reference(copy.net, *inputs), reference(original.net, *inputs), inputs,
+                     original.config.image_size, out)
+        for f in tmp.iterdir():
+            atomic.make_public(f)
+        atomic.make_public(tmp, folder=True)  # mkdtemp's 0700 would hide the package from other users
         if out.exists():
             out.rmdir()
-        out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
+    except OSError as exc:
+        raise StganError(f"{out}: cannot write the package ({atomic.describe(exc)})") from None
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
-    return {"format": "package", "path": str(out), "max_abs_diff": diff}
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"format": "package", "path": str(out), "max_corner_px": diff}
 
 
 def export_onnx(model, out: Path, opset: int = 18) -> dict:
@@ -200,8 +263,8 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
         other = example_inputs(model.config.image_size, batch=5, seed=1)  # another batch size too
         for sample in (inputs, other):
             got = session.run(None, {k: v.numpy() for k, v in zip(("bg", "fg", "p0"), sample)})
-            result["max_abs_diff"] = max(result.get("max_abs_diff", 0.0),
-                                         check("onnx", got, reference(net, *sample), out))
+            result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
+                "onnx", got, reference(net, *sample), sample, model.config.image_size, out))
 
     result: dict = {"format": "onnx", "path": str(out), "opset": opset}
     _atomic(out, write)
@@ -222,8 +285,8 @@ def export_pt2(model, out: Path) -> dict:
         for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1)):
             with torch.no_grad():
                 got = loaded(*sample)
-            result["max_abs_diff"] = max(result.get("max_abs_diff", 0.0),
-                                         check("pt2", got, reference(net, *sample), out))
+            result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
+                "pt2", got, reference(net, *sample), sample, model.config.image_size, out))
 
     _atomic(out, write)
     return result

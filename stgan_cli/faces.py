@@ -9,6 +9,7 @@ face crop like the paper's CelebA crops: the eyes sit where CelebA's aligned ima
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -51,13 +52,19 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.array([[a, -b, t[0]], [b, a, t[1]], [0, 0, 1.0]])
 
 
-_CASCADES: dict = {}
+# One set of cascades per thread: a CascadeClassifier keeps per-call scale data inside itself, so
+# two decode threads running detectMultiScale on one instance corrupt each other (assertion
+# failures in getScaleData, or a segfault).
+_LOCAL = threading.local()
 
 
 def _cascade(name: str):
-    if name not in _CASCADES:
-        _CASCADES[name] = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-    return _CASCADES[name]
+    cache = getattr(_LOCAL, "cascades", None)
+    if cache is None:
+        cache = _LOCAL.cascades = {}
+    if name not in cache:
+        cache[name] = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+    return cache[name]
 
 
 def _eyes_in(gray: np.ndarray, box) -> np.ndarray | None:

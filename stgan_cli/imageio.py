@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,47 +81,84 @@ _ORIENT = {
 }
 
 
-def _header(data: bytes, path: str):
-    """(width, height, EXIF orientation, ICC profile) from the header alone, without decoding."""
+def _header(head: bytes, path: str, fh=None):
+    """(width, height, EXIF orientation, ICC profile) from the header alone, without decoding.
+
+    ``head`` is the file's beginning; when the header runs past it (a JPEG whose metadata is larger),
+    the rest is read from the open file ``fh``."""
     from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = None  # the limit is ours (max_pixels), checked before decoding
+    for source in (io.BytesIO(head), fh):
+        if source is None:
+            break
+        try:
+            source.seek(0)
+            with Image.open(source) as im:
+                if im.format == "PNG":
+                    # PngImageFile.getexif() decodes the whole image to look for a trailing eXIf chunk;
+                    # the header's chunks are enough.
+                    exif = Image.Exif()
+                    if "exif" in im.info:
+                        exif.load(im.info["exif"])
+                else:
+                    exif = im.getexif()
+                return im.size[0], im.size[1], exif.get(0x0112, 1), im.info.get("icc_profile")
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+            error = exc
+    raise StganError(f"{path}: corrupt or unreadable image header ({error})") from None
+
+
+HEAD_BYTES = 1 << 20  # enough for any header PIL needs (EXIF and ICC included) in practice
+BYTES_PER_PIXEL_LIMIT = 16  # 16-bit RGBA is 8 bytes a pixel uncompressed: a file far beyond is not that image
+METADATA_ALLOWANCE = 64 << 20
+
+
+def _open_regular(path: str | os.PathLike, name: str):
+    """An open binary file for ``path`` and its size; FIFOs, devices and sockets are refused
+    (reading one would block or never end)."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format == "PNG":
-                # PngImageFile.getexif() decodes the whole image to look for a trailing eXIf chunk;
-                # the header's chunks are enough.
-                exif = Image.Exif()
-                if "exif" in im.info:
-                    exif.load(im.info["exif"])
-            else:
-                exif = im.getexif()
-            return im.size[0], im.size[1], exif.get(0x0112, 1), im.info.get("icc_profile")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
-        raise StganError(f"{path}: corrupt or unreadable image header ({exc})") from None
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise StganError(f"{name}: is a folder, not an image")
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+            raise StganError(f"{name}: is {kind}, not an image file")
+        return open(path, "rb"), st.st_size
+    except FileNotFoundError:
+        raise StganError(f"{name}: no such file") from None
+    except OSError as exc:
+        raise StganError(f"{name}: cannot read ({exc.strerror})") from None
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
-    """Decode an image file; raise :class:`StganError` naming the file on any problem."""
+    """Decode an image file; raise :class:`StganError` naming the file on any problem.
+
+    The header is read and checked (format, size against ``max_pixels``, file size against what
+    such an image can need) before the rest of the file is read."""
     name = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise StganError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise StganError(f"{name}: is a folder, not an image") from None
-    except OSError as exc:
-        raise StganError(f"{name}: cannot read ({exc.strerror})") from None
-    if not data:
-        raise StganError(f"{name}: empty file (0 bytes)")
-    fmt = sniff(data)
-    if fmt is None:
-        raise StganError(f"{name}: not an image (unrecognised content; PNG, JPEG, WebP, TIFF and BMP are read)")
+    fh, size = _open_regular(path, name)
+    with fh:
+        try:
+            head = fh.read(min(size, HEAD_BYTES))
+            if not head:
+                raise StganError(f"{name}: empty file (0 bytes)")
+            fmt = sniff(head)
+            if fmt is None:
+                raise StganError(f"{name}: not an image (unrecognised content; PNG, JPEG, WebP, TIFF and BMP "
+                                 "are read)")
+            width, height, orientation, icc = _header(head, name, fh)
+            if width * height > max_pixels:
+                raise StganError(f"{name}: {width}x{height} is {width * height / 1e6:.0f} MP, over the limit of "
+                                 f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)")
+            if size > BYTES_PER_PIXEL_LIMIT * width * height + METADATA_ALLOWANCE:
+                raise StganError(f"{name}: the file is {size / 1e6:.0f} MB, far more than a {width}x{height} "
+                                 "image needs (corrupt, or something appended)")
+            fh.seek(0)
+            data = fh.read()
+        except OSError as exc:
+            raise StganError(f"{name}: cannot read ({exc.strerror or type(exc).__name__})") from None
     _check_complete(data, fmt, name)
-    width, height, orientation, icc = _header(data, name)
-    if width * height > max_pixels:
-        raise StganError(f"{name}: {width}x{height} is {width * height / 1e6:.0f} MP, over the limit of "
-                         f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)")
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise StganError(f"{name}: corrupt {fmt} data (the decoder gave up)")
@@ -216,33 +253,13 @@ def encode(pixels: np.ndarray, ext: str, icc: bytes | None = None, quality: int 
     return data
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` whole or not at all (:func:`stgan_cli.atomic.write_bytes`)."""
+    from . import atomic
+
+    atomic.write_bytes(path, data, exclusive=exclusive)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
-    except FileNotFoundError:
-        raise StganError(f"{folder}: output folder does not exist") from None
-    except OSError as exc:
-        raise StganError(f"{folder}: cannot write there ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide outputs from other users
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StganError(f"{path}: cannot write ({exc.strerror})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_image(path: str | os.PathLike, pixels: np.ndarray, icc: bytes | None = None) -> None:
-    write_bytes_atomic(path, encode(pixels, output_format(path), icc))
+def write_image(path: str | os.PathLike, pixels: np.ndarray, icc: bytes | None = None,
+                exclusive: bool = False) -> None:
+    write_bytes_atomic(path, encode(pixels, output_format(path), icc), exclusive=exclusive)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 from .errors import StganError, UsageError
 from .pipeline import Item
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder (by suffix, hidden ones left out), sorted."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def is_glob(arg: str) -> bool:
@@ -24,8 +31,7 @@ def expand(arg: str, role: str) -> tuple[list[Path], bool]:
         return files, True
     path = Path(arg)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        files = image_files(path)
         if not files:
             raise StganError(f"{arg}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files, True
@@ -56,7 +62,9 @@ def plan(fg_arg: str, bg_arg: str, out: str, mask_arg: str | None = None, cross:
     batch = fg_many or bg_many
     warnings: list[str] = []
     if not batch:
-        return [Item(fgs[0], bgs[0], Path(out), masks[0] if masks else None)], False, warnings
+        items = [Item(fgs[0], bgs[0], Path(out), masks[0] if masks else None)]
+        check_outputs(items)
+        return items, False, warnings
 
     out_dir = Path(out)
     if out_dir.suffix.lower() in IMAGE_SUFFIXES and not out_dir.is_dir():
@@ -86,4 +94,30 @@ def plan(fg_arg: str, bg_arg: str, out: str, mask_arg: str | None = None, cross:
         items.append(Item(f, b, out_dir / f"{stem}{ext}", mask))
     if not items:
         raise StganError("no foreground and background share a file name; use --cross for every pair")
+    check_outputs(items)
     return items, True, warnings
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_outputs(items: list[Item]) -> None:
+    """Refuse, before any work, a plan that would lose a file: two inputs that map to one output
+    name (``room.png`` and ``room.jpg`` both to ``room.png``), or an output that is one of the inputs."""
+    seen: dict[Path, Item] = {}
+    for it in items:
+        key = Path(os.path.abspath(it.out))
+        if key in seen:
+            first = seen[key]
+            a = first.bg if first.fg == it.fg else first.fg
+            b = it.bg if first.fg == it.fg else it.fg
+            raise UsageError(f"{a} and {b} would both be written to {it.out}: rename one of them")
+        seen[key] = it
+        for role, src in (("background", it.bg), ("foreground", it.fg), ("mask", it.mask)):
+            if src is not None and (Path(os.path.abspath(src)) == key or _same_file(src, it.out)):
+                raise UsageError(f"--out {it.out} is the {role} {src}: the input would be overwritten; "
+                                 "choose another output")

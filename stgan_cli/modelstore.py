@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
-import tempfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,26 +59,47 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> "ModelConfig":
+        """A config from parsed YAML; every key and type is checked, so a hand-edited file gets one
+        line naming the key, not a traceback later."""
         if not isinstance(data, dict):
-            raise StganError(f"{source}: expected a mapping of settings")
+            raise StganError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         for key in data:
             if key not in names:
-                raise StganError(f"{source}: unknown key '{key}'{suggest(key, names)}")
+                raise StganError(f"{source}: unknown key '{key}'{suggest(str(key), names)}")
         data = dict(data)
-        place = data.pop("placement", None) or {}
+        place = data.pop("placement", None)
+        place = {} if place is None else place
+        if not isinstance(place, dict):
+            raise StganError(f"{source}: placement must be a mapping (center: [x, y], scale: s), "
+                             f"got {type(place).__name__}")
         pnames = {f.name for f in dataclasses.fields(Placement)}
         for key in place:
             if key not in pnames:
-                raise StganError(f"{source}: unknown key 'placement.{key}'{suggest(key, pnames)}")
-        try:
-            cfg = cls(**data, placement=Placement(**place))
-            cfg.image_size = tuple(int(v) for v in cfg.image_size)
-            cfg.placement.center = tuple(float(v) for v in cfg.placement.center)
-            if len(cfg.image_size) != 2 or min(cfg.image_size) < 32 or int(cfg.warps) < 1:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise StganError(f"{source}: image_size must be two numbers >= 32 and warps >= 1") from None
+                raise StganError(f"{source}: unknown key 'placement.{key}'{suggest(str(key), pnames)}")
+        bad = lambda key, what: StganError(f"{source}: {key} must be {what}")
+        if not isinstance(data.get("name", ""), str):
+            raise bad("name", "text")
+        if not isinstance(data.get("domain", "generic"), str):
+            raise bad("domain", "text (indoor, glasses or generic)")
+        if not isinstance(data.get("discriminator", True), bool):
+            raise bad("discriminator", "true or false")
+        if not isinstance(data.get("provenance", {}) or {}, dict):
+            raise bad("provenance", "a mapping")
+        data["provenance"] = data.get("provenance") or {}
+        size = data.get("image_size", (120, 160))
+        if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_whole(v) and v >= 32 for v in size)):
+            raise bad("image_size", "two whole numbers >= 32 (height, width)")
+        if not (_whole(data.get("warps", 5)) and data.get("warps", 5) >= 1):
+            raise bad("warps", "a whole number >= 1")
+        center = place.get("center", (0.5, 0.6))
+        if not (isinstance(center, (list, tuple)) and len(center) == 2 and all(_fraction(v) for v in center)):
+            raise bad("placement.center", "two numbers in [0, 1] (x, y as fractions of the background)")
+        scale = place.get("scale", 0.4)
+        if not (_number(scale) and 0 < scale <= 10):
+            raise bad("placement.scale", "a number in (0, 10] (object width / background width)")
+        cfg = cls(**data, placement=Placement(center=tuple(float(v) for v in center), scale=float(scale)))
+        cfg.image_size, cfg.warps = tuple(int(v) for v in size), int(cfg.warps)
         return cfg
 
     def to_dict(self) -> dict:
@@ -85,6 +107,18 @@ class ModelConfig:
         d["image_size"] = list(self.image_size)
         d["placement"]["center"] = list(self.placement.center)
         return d
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v) -> bool:
+    return _number(v) and float(v).is_integer()
+
+
+def _fraction(v) -> bool:
+    return _number(v) and 0.0 <= v <= 1.0
 
 
 class LoadedModel:
@@ -114,12 +148,22 @@ class LoadedModel:
 HUB_PREFIX = "hf-hub:"
 
 
+# The Hub's own rules for repository names, checked here so that a name can never be a path
+# ("../etc") into the cache, and so the answer is one line rather than the library's exception.
+_HUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+_HUB_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+
+
 def parse_hub_ref(ref: str) -> tuple[str, str | None]:
     """``hf-hub:ORG/REPO[@REVISION]`` -> (repo id, revision)."""
     body = ref[len(HUB_PREFIX):]
-    repo, _, revision = body.partition("@")
-    if repo.count("/") != 1 or not all(repo.split("/")):
-        raise StganError(f"{ref}: expected hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION")
+    repo, at, revision = body.partition("@")
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(_HUB_NAME.match(p) and ".." not in p and "--" not in p for p in parts):
+        raise StganError(f"{ref}: expected hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION, where ORG and "
+                         "REPO are letters, digits, '-', '_' or '.' (no '..' or '--')")
+    if at and (not _HUB_REVISION.match(revision) or ".." in revision or revision.endswith("/")):
+        raise StganError(f"{ref}: '{revision}' is not a valid revision (a branch, tag or commit hash)")
     return repo, revision or None
 
 
@@ -149,6 +193,8 @@ def hub_folder(ref: str, offline: bool = False) -> Path:
         raise StganError(f"{ref}: the repository has no revision '{revision}'") from None
     except OSError as exc:
         raise StganError(f"{ref}: cannot download ({exc})") from None
+    except ValueError as exc:  # the library's own validation (HFValidationError) of names it refuses
+        raise StganError(f"{ref}: refused by huggingface_hub ({str(exc).splitlines()[0]})") from None
     return folder
 
 
@@ -197,6 +243,8 @@ def read_config(folder: Path) -> ModelConfig:
         data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise StganError(f"{cfg_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise StganError(f"{cfg_path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     return ModelConfig.from_dict(data or {}, str(cfg_path))
 
 
@@ -270,23 +318,19 @@ def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
     import yaml
     from safetensors.torch import save_file
 
+    from . import atomic
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StganError(f"{folder}: cannot create the model folder ({atomic.describe(exc)})") from None
     tensors = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in net.state_dict().items()}
 
     def write(name, writer):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            writer(tmp)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would hide the model from other users
-            os.replace(tmp, folder / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic.replacing(folder / name) as tmp:
+            writer(str(tmp))
 
     write(WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata={"format": "pt", "library": "stgan"}))
     write(CONFIG_FILE, lambda p: Path(p).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False)))

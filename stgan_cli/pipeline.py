@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compositing, frames, imageio
-from .errors import StganError
+from .errors import StganError, unexpected
 from .modelstore import LoadedModel, Placement
 
 
@@ -44,6 +44,7 @@ class Options:
     batch_size: int = 8
     place: str = "auto"  # auto (faces for a glasses model) | face | scene
     faces: str = "all"  # all | largest
+    exclusive: bool = False  # never replace an output that exists when it is written (batches)
 
 
 @dataclass
@@ -110,20 +111,33 @@ def mask_path(out: Path) -> Path:
     return out.with_name(out.stem + "_mask.png")
 
 
+def _size(entry, key: str) -> tuple[int, int]:
+    h, w = entry[key]["height"], entry[key]["width"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (h, w)):
+        raise ValueError(f"{key} must be positive whole numbers, got {h!r}x{w!r}")
+    return h, w
+
+
 def read_init(path: Path, fg_size, bg_size) -> np.ndarray:
-    """``bg_from_fg`` from a sidecar written by ``--save-warp``, rescaled if the background's size changed."""
+    """``bg_from_fg`` from a sidecar written by ``--save-warp``, rescaled if the background's size
+    changed; a background of another shape (aspect ratio) is refused, never stretched."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         m = np.array(data["homography"], dtype=np.float64).reshape(3, 3)
-        saved_fg = (data["foreground_size"]["height"], data["foreground_size"]["width"])
-        saved_bg = (data["background_size"]["height"], data["background_size"]["width"])
+        saved_fg, saved_bg = _size(data, "foreground_size"), _size(data, "background_size")
+        if not np.all(np.isfinite(m)) or abs(np.linalg.det(m)) < 1e-12:
+            raise ValueError("the homography is not finite and invertible")
     except FileNotFoundError:
         raise StganError(f"{path}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise StganError(f"{path}: not a stgan warp file ({type(exc).__name__}: {exc})") from None
     if tuple(saved_fg) != tuple(fg_size):
         raise StganError(f"{path}: was made for a {saved_fg[1]}x{saved_fg[0]} foreground, "
                          f"this one is {fg_size[1]}x{fg_size[0]}")
+    (sh, sw), (bh, bw) = saved_bg, bg_size
+    if abs(sw / sh - bw / bh) > 0.01 * (sw / sh) + 1.0 / min(bh, sh):  # rounding of a resize only
+        raise StganError(f"{path}: was made for a {sw}x{sh} background, this one is {bw}x{bh} "
+                         "(another shape: the placement would be stretched)")
     return frames.rescale_homography(saved_bg, bg_size) @ m
 
 
@@ -180,6 +194,7 @@ class Compositor:
             slots = self.face_slots(item, bg, cutout)
         else:
             slots = [Slot(np.eye(3), bg.size, self.initial_placement(cutout, bg.size))]
+            compositing.check_visible(cutout, slots[0].frame_from_fg, bg.size, "the initial placement")
             if self.iterations > 0:
                 slots[0].bg_low, slots[0].fg_low = compositing.lowres_inputs(
                     bg.pixels[..., :3], cutout, slots[0].frame_from_fg, self.model.config.image_size)
@@ -258,17 +273,23 @@ class Compositor:
         # per slot, the homography after each iteration (0 = the initial placement)
         homs = [[slot.bg_from_fg(p, corrected=i > 0) for i, p in enumerate(slot_params)]
                 for slot, slot_params in zip(prep.slots, params)]
+        if self.iterations > 0 and not self.face_mode:
+            compositing.check_visible(prep.cutout, homs[0][-1], prep.bg.size, "the model's correction")
         out, alpha = self.composite_all(prep, [h[-1] for h in homs])
         t1 = time.perf_counter()
-        imageio.write_image(item.out, out, prep.bg.icc)
-        if self.opt.save_mask:
-            top = 65535 if out.dtype == np.uint16 else 255
-            imageio.write_image(mask_path(item.out), np.round(alpha * top).astype(out.dtype))
-        if self.opt.save_warp:
-            imageio.write_bytes_atomic(sidecar_path(item.out), json.dumps(
-                self.sidecar(prep, params, homs), indent=2).encode())
-        if self.opt.steps_dir is not None:
-            self.write_steps(prep, homs, out)
+        imageio.write_image(item.out, out, prep.bg.icc, exclusive=self.opt.exclusive)
+        try:  # what goes with the output; if any of it fails, the item fails whole
+            if self.opt.save_mask:
+                top = 65535 if out.dtype == np.uint16 else 255
+                imageio.write_image(mask_path(item.out), np.round(alpha * top).astype(out.dtype))
+            if self.opt.save_warp:
+                imageio.write_bytes_atomic(sidecar_path(item.out), json.dumps(
+                    self.sidecar(prep, params, homs), indent=2).encode())
+            if self.opt.steps_dir is not None:
+                self.write_steps(prep, homs, out)
+        except BaseException:
+            item.out.unlink(missing_ok=True)
+            raise
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
         return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings)
@@ -331,9 +352,11 @@ class Compositor:
             try:
                 return fn(*args)
             except StganError as exc:
-                return Result(item, "failed", error=str(exc))
+                return Result(item, "failed", error=_naming(item, str(exc)))
             except MemoryError:
-                return Result(item, "failed", error=f"{item.bg}: out of memory")
+                return Result(item, "failed", error=_naming(item, "out of memory"))
+            except Exception as exc:  # noqa: BLE001 - one broken item never stops the batch
+                return Result(item, "failed", error=_naming(item, unexpected(exc)))
 
         def report(res):
             results.append(res)
@@ -356,7 +379,12 @@ class Compositor:
                     if index + 1 < len(chunks):  # decode the next chunk while the network runs
                         upcoming = submit_prepares(chunks[index + 1])
                     ok = [p for p in prepared if isinstance(p, Prepared)]
-                    params = iter(self.predict(ok) if ok else [])
+                    try:
+                        params = iter(self.predict(ok) if ok else [])
+                    except Exception as exc:  # noqa: BLE001 - the chunk fails, the batch goes on
+                        message = str(exc) if isinstance(exc, StganError) else unexpected(exc)
+                        prepared = [Result(p.item, "failed", error=_naming(p.item, message))
+                                    if isinstance(p, Prepared) else p for p in prepared]
                     for fut in pending:  # bound memory: the previous chunk is written before this one queues
                         report(fut.result())
                     pending = []
@@ -382,6 +410,13 @@ class Compositor:
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         return lambda: torch.set_num_threads(before)
+
+
+def _naming(item: Item, message: str) -> str:
+    """A failure line that always says which files it is about."""
+    if str(item.bg) in message or str(item.fg) in message or (item.mask and str(item.mask) in message):
+        return message
+    return f"{item.fg} on {item.bg}: {message}"
 
 
 class _done:

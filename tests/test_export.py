@@ -1,5 +1,7 @@
 import importlib.util
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import export, modelstore
+from stgan_cli import export, geometry, modelstore
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError
 
@@ -69,7 +71,7 @@ def test_onnx_parity_and_dynamic_batch(onnx_file, model):
     import onnxruntime as ort
 
     path, result = onnx_file
-    assert result["max_abs_diff"] <= 1e-4 and result["opset"] >= 17
+    assert result["max_corner_px"] <= export.TOLERANCE_PX and result["opset"] >= 17
     graph = onnx.load(str(path))
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert not [f for f in path.parent.iterdir() if f.name != path.name]  # no external data, no leftovers
@@ -80,7 +82,8 @@ def test_onnx_parity_and_dynamic_batch(onnx_file, model):
         params, warp = session.run(None, {k: v.numpy() for k, v in zip(("bg", "fg", "p0"), inputs)})
         ref_params, ref_warp = export.reference(net, *inputs)
         assert params.shape == (batch, 4, 8) and warp.shape == (batch, 3, 3)
-        assert np.abs(params - ref_params.numpy()).max() <= 1e-4
+        assert export.check("onnx", (params, warp), (ref_params, ref_warp), inputs, (120, 160), path) \
+            <= export.TOLERANCE_PX
         assert (ref_params[:, -1] - ref_params[:, 0]).abs().max() > 1e-3  # the generators do move
 
 
@@ -88,19 +91,46 @@ def test_pt2_parity(model, tmp_path):
     out = tmp_path / "model.pt2"
     r = run("export", model, "--format", "pt2", "--out", out)
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["max_abs_diff"] <= 1e-4
+    assert json.loads(r.stdout)["max_corner_px"] <= export.TOLERANCE_PX
     program = torch.export.load(str(out)).module()
     inputs = export.example_inputs((120, 160), batch=2, seed=9)
-    params, _ = program(*inputs)
-    ref, _ = export.reference(modelstore.load(str(model)).net, *inputs)
-    assert (params - ref).abs().max() <= 1e-4
+    got = program(*inputs)
+    ref = export.reference(modelstore.load(str(model)).net, *inputs)
+    assert export.check("pt2", got, ref, inputs, (120, 160), out) <= export.TOLERANCE_PX
 
 
 def test_a_failed_check_keeps_nothing(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # no export can pass this
-    with pytest.raises(StganError, match="differs from PyTorch"):
+    monkeypatch.setattr(export, "TOLERANCE_PX", -1.0)  # no export can pass this
+    with pytest.raises(StganError, match="from where PyTorch puts them"):
         export.export(str(model), "pt2", tmp_path / "bad.pt2")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_corner_check_measures_pixels_in_the_models_frame():
+    """A warp that moves the object by exactly 1 px (x) at 120x160 is 1 px away."""
+    inputs = export.example_inputs((120, 160), batch=2)
+    p = torch.zeros(2, 3, 8, dtype=torch.float64)
+    shifted = p.clone()
+    shifted[..., 0] = -2.0 / 160  # canvas_from_bg moves sampling left: the object moves right by 1 px
+    warp = lambda q: torch.linalg.matrix_exp(geometry.sl3_matrix(q[:, -1]))
+    diff = export.corner_distance((shifted, warp(shifted)), (p, warp(p)), inputs, (120, 160))
+    assert diff == pytest.approx(1.0, abs=1e-9)
+    with pytest.raises(StganError, match="1.00e[+]00 px from where PyTorch puts them"):
+        export.check("test", (shifted, warp(shifted)), (p, warp(p)), inputs, (120, 160), Path("x"))
+
+
+def test_exports_get_ordinary_permissions(model, tmp_path):
+    old = os.umask(0o022)
+    try:
+        for fmt, name in (("pt2", "m.pt2"), ("package", "pkg")):
+            r = run("export", model, "--format", fmt, "--out", tmp_path / name)
+            assert r.exit_code == 0, r.stderr
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.pt2").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "pkg").stat().st_mode) == 0o755
+    assert {stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "pkg").iterdir()} == {0o644}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2", "pkg"]  # no temporary left
 
 
 def test_missing_extra_says_what_to_install(model, tmp_path, monkeypatch):

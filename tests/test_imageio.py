@@ -125,7 +125,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(sio.os, "replace", broken_replace)
-    with pytest.raises(StganError, match="No space left"):
+    with pytest.raises(StganError, match="no space left on the device"):
         sio.write_image(target, np.zeros((8, 8, 3), np.uint8))
     assert target.read_bytes() == b"previous"
     assert os.listdir(tmp_path) == ["out.png"]

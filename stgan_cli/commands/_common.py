@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 
+import click
 import typer
 
-from ..errors import StganError, UsageError
+from ..errors import StganError, UsageError, unexpected
 
 
 def log(message: str) -> None:
@@ -22,7 +24,8 @@ def fail(message: str, code: int = 1):
 
 
 def friendly_errors(fn):
-    """Known errors become one line on stderr and an exit code; ``STGAN_DEBUG=1`` shows tracebacks."""
+    """Known errors become one line on stderr and an exit code; anything else becomes one line too,
+    with a hint; ``STGAN_DEBUG=1`` shows tracebacks."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -34,6 +37,12 @@ def friendly_errors(fn):
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except MemoryError:
+            fail("out of memory")
+        except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback for a user
+            fail(unexpected(exc))
 
     return wrapper
 
@@ -85,4 +94,11 @@ def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:
         values = ()
     if len(values) != count:
         raise UsageError(f"{option} {text}: expected {count} comma-separated numbers")
+    if not all(math.isfinite(v) for v in values):
+        raise UsageError(f"{option} {text}: the numbers must be finite (no nan or inf)")
     return values
+
+
+def check_finite(value: float | None, option: str) -> None:
+    if value is not None and not math.isfinite(value):
+        raise UsageError(f"{option} {value}: must be a finite number (no nan or inf)")

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import check_device_name, friendly_errors, log, parse_numbers, resolve_device
+from ._common import (check_device_name, check_finite, friendly_errors, log, parse_numbers,
+                      resolve_device)
 
 DEFAULT_MAX_PIXELS = 100_000_000  # mirrors imageio.DEFAULT_MAX_PIXELS without importing OpenCV
 
@@ -68,9 +69,12 @@ def composite(
         raise UsageError(f"--place {place}: expected auto, face or scene")
     if faces not in ("all", "largest"):
         raise UsageError(f"--faces {faces}: expected all or largest")
+    check_finite(scale, "--scale")
     if scale is not None and scale <= 0:
         raise UsageError("--scale must be a positive fraction of the background width")
     box_xyxy = parse_numbers(box, 4, "--box") if box else None
+    if box_xyxy and not (box_xyxy[2] > box_xyxy[0] and box_xyxy[3] > box_xyxy[1]):
+        raise UsageError(f"--box {box}: expected X1,Y1,X2,Y2 with X2 > X1 and Y2 > Y1")
     at_xy = parse_numbers(at, 2, "--at") if at else None
 
     from .. import imageio, inputs, modelstore
@@ -79,12 +83,15 @@ def composite(
     items, batch, warnings = inputs.plan(fg, bg, out, mask, cross, fmt)
     for w in warnings:
         log(f"warning: {w}")
+    from .. import atomic
+
+    out_dir = Path(out) if batch else Path(out).parent
     if batch:
-        out_dir = Path(out)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StganError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+            raise StganError(f"{out_dir}: cannot create the output folder ({atomic.describe(exc)})") from None
+    atomic.clean_stale(out_dir)  # what a killed run left behind
     for item in items:
         imageio.output_format(item.out)
 
@@ -110,6 +117,7 @@ def composite(
         at=at_xy,
         scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
         max_pixels=max_pixels, batch_size=batch_size, place=place, faces=faces,
+        exclusive=batch and not overwrite,
     )
     compositor = Compositor(loaded, opts, on_ready=on_ready)
 

@@ -101,11 +101,19 @@ def sheet(
 
     from .. import compositing, imageio
     from ..data.datasets import PairedDataset, dataset_root
+    from ..errors import StganError
 
     folder = data if (data / "backgrounds").is_dir() or not (data / "train").is_dir() else data / "train"
     dataset_root(folder, None, ("backgrounds", "objects"))
-    first = imageio.read_image(next(iter(sorted((folder / "backgrounds").iterdir()))))
+    from ..inputs import image_files
+
+    backgrounds = image_files(folder / "backgrounds")
+    if not backgrounds:
+        raise StganError(f"{folder}: the dataset is empty (no images in backgrounds/)")
+    first = imageio.read_image(backgrounds[0])
     ds = PairedDataset.load(folder, size=first.size, cache=False)
+    if len(ds) == 0:
+        raise StganError(f"{folder}: the dataset is empty (meta.jsonl lists no samples)")
     tiles = []
     for i in range(min(n, len(ds))):
         bg, fg = ds.bg[i].astype(np.float32) / 255, ds.fg[i].astype(np.float32) / 255

@@ -49,7 +49,8 @@ def export(
 
         out = Path(tempfile.mkdtemp(prefix="stgan-package-")) / "package"
     result = exporter.export(model, fmt, out, offline=offline)
-    log(f"exported {model} as {fmt} to {out} (max abs difference from PyTorch {result['max_abs_diff']:.1e})")
+    log(f"exported {model} as {fmt} to {out} (the object's corners land within "
+        f"{result['max_corner_px']:.1e} px of PyTorch's)")
     if push_to_hub:
         from ..hub import push
 

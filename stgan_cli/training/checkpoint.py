@@ -6,8 +6,6 @@ They are read with ``torch.load(weights_only=True)``: tensors and plain containe
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import StganError
@@ -20,19 +18,14 @@ def save(run_dir: Path, state: dict) -> Path:
     """Write ``run_dir/checkpoint.pt``; a crash mid-write leaves the previous checkpoint intact."""
     import torch
 
+    from .. import atomic
+
     path = Path(run_dir) / NAME
-    for stale in Path(run_dir).glob(".checkpoint.*.part"):  # left by a process killed mid-write
+    for stale in Path(run_dir).glob(".checkpoint.*.part"):  # left by an older version killed mid-write
         stale.unlink()
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save({"format": FORMAT, **state}, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic.clean_stale(run_dir)
+    with atomic.replacing(path) as tmp:  # a full disk: one line, and the previous checkpoint stays
+        torch.save({"format": FORMAT, **state}, str(tmp))
     return path
 
 

@@ -189,8 +189,16 @@ def parse_set(items: list[str]) -> dict:
             value = raw
         node = out
         parts = key.split(".")
-        for part in parts[:-1]:
+        if not all(parts):
+            raise UsageError(f"--set {item}: '{key}' is not a setting name (e.g. optim.lr_g)")
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UsageError(f"--set {item}: '{'.'.join(parts[:depth + 1])}' was set to a value "
+                                 "by an earlier --set, so it has no settings inside")
+        if isinstance(node.get(parts[-1]), dict):
+            raise UsageError(f"--set {item}: '{key}' is a group of settings, set one of them "
+                             f"(e.g. {key}.{next(iter(node[parts[-1]]))}=...)")
         node[parts[-1]] = value
     return out
 
@@ -205,6 +213,12 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None) -> 
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise StganError(f"{path}: no such config file") from None
+        except IsADirectoryError:
+            raise StganError(f"{path}: is a folder, not a config file") from None
+        except UnicodeDecodeError:
+            raise StganError(f"{path}: not a text file (a config is YAML text)") from None
+        except OSError as exc:
+            raise StganError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
         except yaml.YAMLError as exc:
             raise StganError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         _merge(cfg, data, str(path))

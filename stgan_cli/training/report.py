@@ -64,9 +64,22 @@ def _plot(panel: np.ndarray, series: dict, title: str, log_y: bool = False) -> N
                     0.35, colour, 1, cv2.LINE_AA)
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of ``metrics.jsonl`` that were written whole (a killed run can leave half a line)."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def curves(metrics_path: Path, out: Path) -> None:
     """Losses and held-out errors against the step, from ``metrics.jsonl``."""
-    rows = [json.loads(l) for l in Path(metrics_path).read_text().splitlines() if l.strip()]
+    rows = read_metrics(metrics_path)
     train = [r for r in rows if "eval" not in r]
     evals = [r for r in rows if "eval" in r]
     pick = lambda key: ([r["step"] for r in train if key in r], [r[key] for r in train if key in r])

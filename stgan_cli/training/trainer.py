@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import evaluation, geometry, modelstore, nets
+from .. import atomic, evaluation, geometry, modelstore, nets
 from ..data import perturb
 from ..data.datasets import GlassesEvalSet, PairedDataset, UnpairedDataset
 from ..errors import StganError
@@ -524,10 +524,11 @@ class Trainer:
         self.history = list(state["history"]) if state["history"] is not None else []
         self.init_note = json.loads(state.get("init_note") or "null")
         # Rows logged after the checkpoint belong to the lost future: drop them.
+        # A kill mid-append leaves a partial last line: it is dropped too.
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.exists() and self.dist.main:
-            rows = [l for l in metrics.read_text().splitlines() if l and json.loads(l)["step"] <= self.step]
-            metrics.write_text("".join(r + "\n" for r in rows))
+            rows = [r for r in report.read_metrics(metrics) if r.get("step", 0) <= self.step]
+            atomic.write_bytes(metrics, "".join(json.dumps(r) + "\n" for r in rows).encode())
         self.log(f"resumed {self.run_dir} at step {self.step}/{self.total}")
 
     def snapshot(self, stage: Stage) -> Path:
