@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench train-indoor baseline-indoor eval-indoor train-glasses clean
+.PHONY: install demo test test-fast bench train-indoor baseline-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,11 +17,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m stgan_cli.demo
 
+# Everything (what CI runs).
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)
-	$(PY) -m pytest -q -m ''
+# Everyday work: the same minus the tests marked slow.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m 'not slow'
 
 bench: $(STAMP)
 	$(PY) benchmarks/composite.py

@@ -236,16 +236,10 @@ def _check_folder(path: Path, ref: str) -> Path:
 
 
 def read_config(folder: Path) -> ModelConfig:
-    import yaml
+    from .yamlio import read_yaml
 
     cfg_path = folder / CONFIG_FILE
-    try:
-        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise StganError(f"{cfg_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:
-        raise StganError(f"{cfg_path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    return ModelConfig.from_dict(data or {}, str(cfg_path))
+    return ModelConfig.from_dict(read_yaml(cfg_path) or {}, str(cfg_path))
 
 
 def build(config: ModelConfig):
@@ -316,6 +310,7 @@ def load_weights(config: ModelConfig, folder: Path):
 def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
     """Write a model folder (weights in float16). Each file lands whole or not at all."""
     import yaml
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     from . import atomic
@@ -330,7 +325,10 @@ def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
 
     def write(name, writer):
         with atomic.replacing(folder / name) as tmp:
-            writer(str(tmp))
+            try:
+                writer(str(tmp))
+            except SafetensorError as exc:  # how safetensors reports a full disk
+                raise StganError(f"{folder / name}: cannot write ({str(exc).splitlines()[0]})") from None
 
     write(WEIGHTS_FILE, lambda p: save_file(tensors, p, metadata={"format": "pt", "library": "stgan"}))
     write(CONFIG_FILE, lambda p: Path(p).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False)))

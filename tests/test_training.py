@@ -294,6 +294,7 @@ def test_learning_rate_decay_stops_at_its_floor(tiny, tmp_path):
     assert t.opt_g.param_groups[0]["lr"] == 2.5e-4
 
 
+@pytest.mark.slow
 def test_supervised_pretraining_halves_the_corner_error(tmp_path):
     """The learning test: a fixed set of 8 rooms, evaluated on 64 fixed perturbations of them."""
     root = tmp_path / "d"

@@ -6,6 +6,7 @@ They are read with ``torch.load(weights_only=True)``: tensors and plain containe
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..errors import StganError
@@ -25,7 +26,12 @@ def save(run_dir: Path, state: dict) -> Path:
         stale.unlink()
     atomic.clean_stale(run_dir)
     with atomic.replacing(path) as tmp:  # a full disk: one line, and the previous checkpoint stays
-        torch.save({"format": FORMAT, **state}, str(tmp))
+        try:
+            torch.save({"format": FORMAT, **state}, str(tmp))
+        except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) this way
+            free = shutil.disk_usage(run_dir).free
+            raise StganError(f"{path}: cannot write the checkpoint ({free / 1e6:.1f} MB free on the device; "
+                             f"{str(exc).splitlines()[0]}); the previous checkpoint is kept") from None
     return path
 
 

@@ -204,24 +204,11 @@ def parse_set(items: list[str]) -> dict:
 
 
 def load(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    import yaml
+    from ..yamlio import read_yaml
 
     cfg = TrainConfig()
     if path is not None:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise StganError(f"{path}: no such config file") from None
-        except IsADirectoryError:
-            raise StganError(f"{path}: is a folder, not a config file") from None
-        except UnicodeDecodeError:
-            raise StganError(f"{path}: not a text file (a config is YAML text)") from None
-        except OSError as exc:
-            raise StganError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-        except yaml.YAMLError as exc:
-            raise StganError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        _merge(cfg, data, str(path))
+        _merge(cfg, read_yaml(path) or {}, str(path))
     if overrides:
         _merge(cfg, parse_set(overrides), "--set")
     _check(cfg)
