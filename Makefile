@@ -1,9 +1,10 @@
 # Everything runs from a local virtual environment that these targets create.
 VENV   ?= .venv
+REALDATA ?= ../shared/realdata
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench train-indoor baseline-indoor eval-indoor train-glasses clean
+.PHONY: install demo test test-fast bench data-real eval-real train-indoor baseline-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -51,8 +52,20 @@ eval-indoor: $(STAMP)
 		runs/indoor/stages/end_to_end models/indoor $$(ls -d runs/indoor-naive/model 2>/dev/null) \
 		--data data/indoor/test --n 1000 --seed 0 --markdown | tee runs/indoor/comparison.md
 
+# Real photos: every object of ../shared/realdata/segmented cut out and its hole filled; a fixed split
+# by photo (seed 0, 80 % train), so that test/ holds ~300 pairs that no training reads.
+data-real: $(STAMP)
+	test -d $(REALDATA)/segmented || { echo "data-real needs $(REALDATA)/segmented"; exit 1; }
+	test -f data/real/summary.json || $(PY) -m stgan_cli data from-photos --instances $(REALDATA)/segmented \
+		--out data/real --split 0.8 --seed 0 --overwrite
+
+# The real-photo table: identity, the shipped model and any MODELS="a b" given, on the held-out photos,
+# from the user's rough box (shifted and scaled by 12 %) and from the truth itself.
+eval-real: data-real
+	$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol box --seed 0 --markdown | tee data/real/eval-box.md
+	$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol truth --seed 0 --markdown | tee data/real/eval-truth.md
+
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
-REALDATA ?= ../shared/realdata
 train-glasses: $(STAMP)
 	test -d $(REALDATA)/faces/no_glasses || { echo "train-glasses needs $(REALDATA)/faces and glasses"; exit 1; }
 	test -f data/glasses/train/backgrounds/.done || { $(PY) -m stgan_cli data glasses --faces $(REALDATA)/faces/no_glasses \

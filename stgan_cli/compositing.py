@@ -117,7 +117,7 @@ def place_scaled(cutout: Cutout, bg_size: Size, center_frac: tuple[float, float]
 
 # --- warping and blending -----------------------------------------------------------------------
 
-def _quad_area(q: np.ndarray) -> float:
+def quad_area(q: np.ndarray) -> float:
     x, y = q[:, 0], q[:, 1]
     return 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
@@ -138,7 +138,7 @@ MIN_VISIBLE_PIXELS = 4.0  # an object covering less of the frame than 2x2 pixels
 def visible_area(bg_from_crop: np.ndarray, crop_size: Size, bg_size: Size) -> float:
     """How many background pixels the warped object's box covers inside the frame."""
     quad = projected_corners(bg_from_crop, crop_size).astype(np.float32)
-    if _quad_area(quad) < 1e-6:
+    if quad_area(quad) < 1e-6:
         return 0.0
     h, w = bg_size
     frame = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]], np.float32)
@@ -157,7 +157,7 @@ def check_visible(cutout: Cutout, bg_from_fg: np.ndarray, bg_size: Size, what: s
     h, w = bg_size
     quad = projected_corners(bg_from_crop, cutout.rgba.shape[:2])
     size = quad.max(0) - quad.min(0)
-    if _quad_area(quad) < MIN_VISIBLE_PIXELS:
+    if quad_area(quad) < MIN_VISIBLE_PIXELS:
         raise StganError(f"{what} makes the object {size[0]:.2g}x{size[1]:.2g} px: too small to see "
                          f"in the {w}x{h} background")
     raise StganError(f"{what} puts the object outside the {w}x{h} background (centre at "
@@ -172,7 +172,7 @@ def warp_premultiplied(rgba: np.ndarray, dst_from_src: np.ndarray, out_size: Siz
     """
     h, w = rgba.shape[:2]
     quad = projected_corners(dst_from_src, (h, w))
-    s = np.sqrt(_quad_area(quad) / float(h * w))
+    s = np.sqrt(quad_area(quad) / float(h * w))
     if s < PRESHRINK_BELOW:
         sh, sw = max(2, round(h * s)), max(2, round(w * s))
         if (sh, sw) != (h, w):

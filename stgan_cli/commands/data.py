@@ -74,6 +74,86 @@ def synth_indoor(
         print(out)
 
 
+@app.command("from-photos", no_args_is_help=True)
+@friendly_errors
+def from_photos(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (train/ and test/ inside).")],
+    images: Annotated[Optional[Path], typer.Option(
+        "--images", help="Folder of photos (default with --instances: images/ beside the CSV).")] = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of masks named <image-stem>_<k>.png.")] = None,
+    coco: Annotated[Optional[Path], typer.Option("--coco", help="COCO annotation JSON (polygons or RLE).")] = None,
+    instances: Annotated[Optional[Path], typer.Option(
+        "--instances", help="instances.csv (image,mask,category,iscrowd), or a folder of such folders "
+                            "(../shared/realdata/segmented).")] = None,
+    min_area: Annotated[float, typer.Option("--min-area", help="Skip objects smaller than this fraction of the photo.",
+                                            min=0.0, max=1.0)] = 0.02,
+    max_area: Annotated[float, typer.Option("--max-area", help="Skip objects larger than this fraction of the photo.",
+                                            min=0.0, max=1.0)] = 0.8,
+    categories: Annotated[Optional[str], typer.Option("--categories", help="Only these categories: a,b,c.")] = None,
+    fill: Annotated[str, typer.Option("--fill", help="How the object's hole is filled: pyramid | telea | ns.")] = "pyramid",
+    dilate: Annotated[float, typer.Option("--dilate", help="Hole = mask grown by this fraction of the object's "
+                                                           "box diagonal.", min=0.0, max=0.5)] = 0.03,
+    split: Annotated[float, typer.Option("--split", help="Fraction of photos in train/ (by photo).", min=0.0, max=1.0)] = 0.9,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Processes in parallel.", min=1)] = 2,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset already in --out.")] = False,
+):
+    """Paired data from real photos with object masks: each object cut out at its true place, its
+    hole filled in the background. Train, refine and eval read the result like generated rooms."""
+    from ..data import photos
+    from ..errors import StganError, UsageError
+
+    given = [name for name, v in (("--masks", masks), ("--coco", coco), ("--instances", instances)) if v is not None]
+    if len(given) != 1:
+        raise UsageError("give exactly one of --masks DIR, --coco FILE.json, --instances FILE.csv|DIR")
+    if (masks is not None or coco is not None) and images is None:
+        raise UsageError(f"{given[0]} needs --images DIR, the photos")
+    if fill not in photos.FILLS:
+        raise UsageError(f"--fill {fill}: expected one of {', '.join(photos.FILLS)}")
+    existing = [out / s for s in ("train", "test") if (out / s).exists()]
+    if existing and not overwrite:
+        raise StganError(f"{existing[0]}: a dataset is already there (use --overwrite)")
+    if masks is not None:
+        found = photos.from_mask_folder(images, masks)
+    elif coco is not None:
+        found = photos.from_coco(images, coco)
+    elif instances.is_dir():
+        found = photos.from_segmented_tree(instances)
+    else:
+        found = photos.from_instances_csv(instances, images)
+    if not found:
+        raise StganError("no object instances found in the annotations")
+    if existing:
+        import shutil
+
+        for folder in existing:
+            shutil.rmtree(folder)
+    wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    n_photos = len({i.image for i in found})
+    try:
+        with Progress(TextColumn("cutting out"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=console, transient=True, disable=not console.is_terminal) as progress:
+            task = progress.add_task("photos", total=n_photos)
+            summary = photos.build(found, out, fill=fill, dilate=dilate, min_area=min_area, max_area=max_area,
+                                   categories=wanted, train_fraction=split, seed=seed, workers=workers,
+                                   on_photo=lambda job: progress.advance(task))
+    except OSError as exc:
+        raise StganError(f"{out}: cannot write the dataset ({exc.strerror or exc})") from None
+    skipped = ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()) or "none"
+    log(f"{summary['instances']} instances in {n_photos} photos -> {summary['pairs']['train']} train / "
+        f"{summary['pairs']['test']} test pairs ({summary['photos_per_split']['train']} / "
+        f"{summary['photos_per_split']['test']} photos) in {time.perf_counter() - t0:.0f} s; skipped: {skipped}")
+    for why, example in summary["skipped_examples"].items():
+        log(f"e.g. {why}: {example}")
+    if not sys.stdout.isatty():
+        print(out)
+
+
 @app.command("samples")
 @friendly_errors
 def samples(

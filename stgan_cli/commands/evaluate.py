@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import StganError
+from ..errors import StganError, UsageError
 from ._common import friendly_errors, log, resolve_device
 
 
@@ -19,7 +19,9 @@ def evaluate(
         metavar="MODEL...", help="Registry name, model folder or hf-hub:ORG/REPO; several are compared on the "
                                  "same perturbed samples.")],
     data: Annotated[Path, typer.Option("--data", help="Paired dataset folder (e.g. the test/ split).")],
-    n: Annotated[int, typer.Option("--n", help="Samples to evaluate (cycled when the set is smaller).", min=1)] = 200,
+    n: Annotated[Optional[int], typer.Option(
+        "--n", help="Samples to evaluate (cycled when the set is smaller). Default: 200 generated, every real "
+                    "photo pair.", min=1)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluation perturbations.")] = 0,
     homography: Annotated[Optional[float], typer.Option(
         "--homography", help="Perturbation std of every sl(3) parameter (default: the model's training value).")] = None,
@@ -28,6 +30,12 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="The table as Markdown (for model cards).")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Folder for the best/median/worst grid and a histogram.")] = None,
+    protocol: Annotated[str, typer.Option(
+        "--protocol", help="Real photos: where each case starts. box (the true box shifted and scaled, "
+                           "placed like --box) | sl3 (the paper's warp noise) | truth.")] = "box",
+    box_std: Annotated[float, typer.Option(
+        "--box-std", help="Real photos, box protocol: std of the shift and log-scale, as a fraction of the "
+                          "object's size.", min=0.0)] = 0.12,
     device: Annotated[str, typer.Option("--device")] = "auto",
     offline: Annotated[bool, typer.Option("--offline")] = False,
 ):
@@ -41,8 +49,16 @@ def evaluate(
     from ..data.perturb import warp_noise
     from ..evaluation import evaluate_batches
 
+    from ..photo_eval import PROTOCOLS, is_photo_dataset
+
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
     dev = resolve_device(device)
     opened = [modelstore.open_model(m, offline) for m in models]
+    if is_photo_dataset(data):
+        return _evaluate_photos(opened, data, n, seed, protocol, box_std, homography, translation, dev,
+                                as_json, markdown, report)
+    n = n or 200
     cfg = opened[0].config
     for other in opened[1:]:
         if tuple(other.config.image_size) != tuple(cfg.image_size):
@@ -90,6 +106,76 @@ def evaluate(
         print(_markdown(summaries))
     elif len(opened) > 1:
         _comparison(summaries, n)
+
+
+def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_std: float, homography, translation,
+                     dev: str, as_json: bool, markdown: bool, report: Optional[Path]) -> None:
+    """Real photos at full resolution: every model from the same starting placements."""
+    import numpy as np
+
+    from .. import photo_eval
+
+    cases = photo_eval.load_cases(data)
+    cases = [cases[i] for i in np.resize(np.arange(len(cases)), n or len(cases))]
+    trained = (opened[0].config.provenance or {}).get("perturbation", {})
+    sl3 = (homography if homography is not None else trained.get("homography", 0.1),
+           translation if translation is not None else trained.get("translation", 0.1))
+    inits = photo_eval.initial_placements(cases, protocol, np.random.default_rng(seed), box_std, sl3)
+    rows = [{"label": "identity", "model": None, "warps": 0,
+             **photo_eval.summarise(cases, [[m] for m in inits])}]
+    labels = _labels([m.ref for m in opened])
+    for label, loaded in zip(labels, opened):
+        net = loaded.net.to(dev)
+        homs = photo_eval.predict(net, cases, inits, loaded.config.image_size, dev)
+        row = {"label": label, "model": loaded.ref, "warps": loaded.config.warps, **photo_eval.summarise(cases, homs)}
+        rows.append(row)
+        if report is not None:
+            folder = report if len(opened) == 1 else report / label.replace("/", "-")
+            photo_eval.report(folder, cases, homs, row, label)
+            log(f"report written to {folder}")
+    common = {"data": str(data), "n": len(cases), "seed": seed, "protocol": protocol,
+              "box_std": box_std if protocol == "box" else None,
+              "perturbation": {"homography": sl3[0], "translation": sl3[1]} if protocol == "sl3" else None}
+    public = [{k: v for k, v in r.items() if k != "per_case_pct"} for r in rows]
+    if as_json:
+        print(json.dumps({**common, "models": public}))
+    elif markdown:
+        print(_photo_markdown(public))
+    else:
+        _photo_table(public, common)
+
+
+def _photo_cells(r: dict, i: int = -1) -> list[str]:
+    worse = "-" if r["model"] is None else f"{100 * r['worse_share']:.0f} %"
+    return [f"{r['corner_pct'][i]:.2f} / {r['corner_pct_median'][i]:.2f}",
+            f"{r['corner_px'][i]:.1f} / {r['corner_px_median'][i]:.1f}", worse,
+            f"{r['area_change_pct'][i]:+.1f} % ({r['area_change_abs_pct'][i]:.1f} %)", f"{r['iou'][i]:.3f}"]
+
+
+PHOTO_COLUMNS = ["corner error, % of diagonal (mean / median)", "corner error px (mean / median)",
+                 "worse than start", "area change (mean, mean abs)", "box IoU"]
+
+
+def _photo_markdown(rows: list[dict]) -> str:
+    lines = ["| model | " + " | ".join(PHOTO_COLUMNS) + " |", "|---" * (len(PHOTO_COLUMNS) + 1) + "|"]
+    for r in rows:
+        name = "identity (no correction)" if r["model"] is None else f"{r['label']} ({r['warps']} G)"
+        lines.append(f"| {name} | " + " | ".join(_photo_cells(r)) + " |")
+    return "\n".join(lines)
+
+
+def _photo_table(rows: list[dict], common: dict) -> None:
+    from rich.table import Table
+
+    start = {"box": f"the true box shifted and scaled (std {common['box_std']})", "truth": "the true placement",
+             "sl3": "sl(3) noise"}[common["protocol"]]
+    table = Table(title=f"real photos at full resolution, {common['n']} cases from {start}, same starts for all")
+    for col in ["model", "G", *PHOTO_COLUMNS, "per iteration (% diag)"]:
+        table.add_column(col, justify="right")
+    for r in rows:
+        steps = " ".join(f"{v:.2f}" for v in r["corner_pct"]) if r["model"] else "-"
+        table.add_row(r["label"], str(r["warps"]), *_photo_cells(r), steps)
+    _console().print(table)
 
 
 def _labels(refs: list[str]) -> list[str]:

@@ -1,0 +1,406 @@
+"""Paired placement data from real photos with object masks (``stgan data from-photos``).
+
+For every object instance: the *background* is the photo with the object removed (its mask, dilated,
+filled in from the surroundings), the *object* is an RGBA canvas the size of the photo holding the
+object where it truly was.  That is the paired layout :class:`~stgan_cli.data.datasets.PairedDataset`
+reads, so ``train``, ``refine`` and ``eval`` use it as they use generated rooms, and the true
+placement of every object is known.  Photos keep their full resolution: evaluation measures there.
+
+Masks come as one file per instance (``<image-stem>_<k>.png``), as COCO annotations (polygons or
+RLE) or as an ``instances.csv`` index (``image,mask,category,iscrowd,...``).  The split into train
+and test is by photo (a hash of the photo's name and the seed), never by instance: two objects of
+one photo share its background, and a test photo must be one no training ever saw.
+
+What a model could learn from the fill: the filled hole is a smooth patch in the shape of the
+dilated object (``pyramid``), or streaks converging on its middle (``telea``, ``ns``).  On these data
+"put the object over the smooth patch" is a shortcut to the truth that no user's photo offers; the
+dilation and the smooth default make the patch's outline a loose, blurred hint rather than the
+object's exact silhouette.  Scores on this data are therefore an optimistic bound for photos
+without holes, and the identity and truth-start rows of ``stgan eval`` keep that in view.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import StganError
+
+FILLS = ("pyramid", "telea", "ns")
+BACKGROUND_EXT, OBJECT_EXT = ".jpg", ".png"  # a photo stays a JPEG (a tenth of the size); alpha needs PNG
+
+
+@dataclass
+class Instance:
+    """One object of one photo.  Its mask is a file (``mask``) or a COCO ``segmentation``."""
+
+    image: Path
+    name: str  # unique within a dataset: "<source>__<image stem>_<k>"
+    category: str = ""
+    iscrowd: bool = False
+    mask: Path | None = None
+    segmentation: object = None
+    source: str = ""
+
+
+# --- reading instance lists ----------------------------------------------------------------------
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    from .datasets import list_images
+
+    if not folder.is_dir():
+        raise StganError(f"{folder}: no such images folder")
+    return {p.stem: p for p in list_images(folder)}
+
+
+def from_mask_folder(images: Path, masks: Path, source: str = "") -> list[Instance]:
+    """Masks named ``<image-stem>_<k>.png`` (any image format) beside a folder of photos."""
+    photos = _image_files(images)
+    if not masks.is_dir():
+        raise StganError(f"{masks}: no such mask folder")
+    out = []
+    from .datasets import list_images
+
+    for m in list_images(masks):
+        stem, _, k = m.stem.rpartition("_")
+        if not stem or not k.isdigit():
+            raise StganError(f"{m}: mask names must be <image-stem>_<k> (e.g. photo_0.png)")
+        if stem not in photos:
+            raise StganError(f"{m}: no photo named {stem}.* in {images}")
+        out.append(Instance(photos[stem], f"{source + '__' if source else ''}{m.stem}", mask=m, source=source))
+    return out
+
+
+def from_coco(images: Path, coco_json: Path, source: str = "") -> list[Instance]:
+    """Instances of a COCO annotation file whose photos are in ``images``."""
+    try:
+        data = json.loads(Path(coco_json).read_text(encoding="utf-8"))
+        cats = {c["id"]: c["name"] for c in data.get("categories", [])}
+        files = {im["id"]: (im["file_name"], im.get("height"), im.get("width")) for im in data["images"]}
+        anns = data["annotations"]
+    except FileNotFoundError:
+        raise StganError(f"{coco_json}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StganError(f"{coco_json}: not a COCO annotation file ({type(exc).__name__}: {exc})") from None
+    photos = _image_files(images)
+    counters: Counter = Counter()
+    out = []
+    for ann in anns:
+        entry = files.get(ann.get("image_id"))
+        if entry is None:
+            continue
+        stem = Path(entry[0]).stem
+        if stem not in photos:  # annotation files often list photos that were not copied
+            continue
+        k = counters[stem]
+        counters[stem] += 1
+        out.append(Instance(photos[stem], f"{source + '__' if source else ''}{stem}_{k}",
+                            category=cats.get(ann.get("category_id"), ""), iscrowd=bool(ann.get("iscrowd", 0)),
+                            segmentation=ann.get("segmentation"), source=source))
+    return out
+
+
+def from_instances_csv(index: Path, images: Path | None = None, source: str = "") -> list[Instance]:
+    """An ``instances.csv`` (columns image, mask, category, iscrowd; more are ignored); photos in
+    ``images`` (default: ``images/`` beside the file), masks in ``masks/`` beside the file."""
+    index = Path(index)
+    images = images or index.parent / "images"
+    masks = index.parent / "masks"
+    try:
+        with open(index, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise StganError(f"{index}: no such file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise StganError(f"{index}: unreadable ({exc})") from None
+    if rows and not {"image", "mask"} <= set(rows[0]):
+        raise StganError(f"{index}: needs the columns image and mask (has {', '.join(rows[0])})")
+    out = []
+    for row in rows:
+        mask = masks / row["mask"]
+        out.append(Instance(images / row["image"], f"{source + '__' if source else ''}{Path(row['mask']).stem}",
+                            category=row.get("category", ""), iscrowd=str(row.get("iscrowd", "0")) == "1",
+                            mask=mask, source=source))
+    return out
+
+
+def from_segmented_tree(root: Path) -> list[Instance]:
+    """Every ``*/instances.csv`` below ``root`` (each folder with its images/ and masks/), named after
+    its folder (the layout of ``../shared/realdata/segmented``)."""
+    indexes = sorted(Path(root).glob("*/instances.csv"))
+    if not indexes:
+        raise StganError(f"{root}: no */instances.csv inside")
+    return [inst for idx in indexes for inst in from_instances_csv(idx, source=idx.parent.name)]
+
+
+# --- masks -------------------------------------------------------------------------------------------
+
+def rle_counts(counts) -> list[int]:
+    """COCO RLE counts: a list already, or the compressed string of COCO's ``maskApi``."""
+    if isinstance(counts, list):
+        return [int(c) for c in counts]
+    s, out, p = counts.encode() if isinstance(counts, str) else counts, [], 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            c = s[p] - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(out) > 2:
+            x += out[-2]
+        out.append(x)
+    return out
+
+
+def rle_mask(counts, size) -> np.ndarray:
+    """Binary ``(H, W)`` mask from RLE counts (column-major runs, starting with zeros)."""
+    h, w = size
+    runs = rle_counts(counts)
+    if sum(runs) != h * w or any(r < 0 for r in runs):
+        raise ValueError(f"RLE runs add up to {sum(runs)}, not {h}x{w}")
+    values = np.repeat(np.arange(len(runs)) % 2, runs).astype(np.uint8)
+    return values.reshape(w, h).T.copy()
+
+
+def polygon_mask(polygons, size) -> np.ndarray:
+    h, w = size
+    mask = np.zeros((h, w), np.uint8)
+    pts = [np.round(np.asarray(poly, np.float64).reshape(-1, 2) - 0.5).astype(np.int32)
+           for poly in polygons if len(poly) >= 6]
+    if not pts:
+        raise ValueError("no polygon with three points or more")
+    cv2.fillPoly(mask, pts, 1)
+    return mask
+
+
+def coco_mask(segmentation, size) -> np.ndarray:
+    if isinstance(segmentation, list):
+        return polygon_mask(segmentation, size)
+    if isinstance(segmentation, dict) and "counts" in segmentation:
+        rle_size = tuple(segmentation.get("size", size))
+        if rle_size != tuple(size):
+            raise ValueError(f"RLE is {rle_size[1]}x{rle_size[0]}, the photo {size[1]}x{size[0]}")
+        return rle_mask(segmentation["counts"], size)
+    raise ValueError("segmentation is neither polygons nor RLE")
+
+
+def instance_mask(inst: Instance, size) -> np.ndarray:
+    """The instance's binary mask ``(H, W)`` uint8 at the photo's ``size``; one line naming the file
+    when it cannot be had."""
+    from .. import imageio
+
+    if inst.mask is not None:
+        pic = imageio.read_image(inst.mask)
+        if pic.size != tuple(size):
+            raise StganError(f"{inst.mask}: mask is {pic.size[1]}x{pic.size[0]}, its photo {inst.image} is "
+                             f"{size[1]}x{size[0]}")
+        return (imageio.mask_from_picture(pic) > 0.5).astype(np.uint8)
+    try:
+        return coco_mask(inst.segmentation, size)
+    except (ValueError, TypeError) as exc:
+        raise StganError(f"{inst.name}: unusable COCO segmentation ({exc})") from None
+
+
+# --- filling the hole ----------------------------------------------------------------------------------
+
+def pyramid_fill(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill ``hole`` (bool ``(H, W)``) from the known pixels by push-pull: averages over ever coarser
+    levels, blended back up.  Smooth, no streaks, linear in the image size."""
+    known = (~hole).astype(np.float32)
+    x = img.astype(np.float32) * known[..., None]
+    levels = []
+    while min(known.shape) > 2:
+        levels.append((x, known))
+        size = ((known.shape[1] + 1) // 2, (known.shape[0] + 1) // 2)
+        x = cv2.resize(x, size, interpolation=cv2.INTER_AREA)
+        known = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
+    colour = x / np.maximum(known, 1e-6)[..., None]
+    for x, known in reversed(levels):
+        up = cv2.resize(colour, (known.shape[1], known.shape[0]), interpolation=cv2.INTER_LINEAR)
+        if up.ndim == 2:
+            up = up[..., None]
+        a = known[..., None]
+        colour = a * (x / np.maximum(known, 1e-6)[..., None]) + (1 - a) * up
+    top = 65535 if img.dtype == np.uint16 else 255
+    return np.where(hole[..., None], np.clip(np.round(colour), 0, top), img).astype(img.dtype)
+
+
+def fill_hole(img: np.ndarray, hole: np.ndarray, method: str = "pyramid") -> np.ndarray:
+    if method == "pyramid":
+        return pyramid_fill(img, hole)
+    if method not in FILLS:
+        raise StganError(f"--fill {method}: expected one of {', '.join(FILLS)}")
+    # OpenCV's inpainting, on a copy at most 480 px wide: its cost grows with the hole's area, and
+    # what it paints into a large hole is blurry anyway.
+    h, w = hole.shape
+    s = min(1.0, 480 / max(h, w))
+    small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+    small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
+    painted = cv2.inpaint(small, small_hole * 255, 3, flag)
+    up = cv2.resize(painted, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.where(hole[..., None], up, img)
+
+
+# --- one instance --------------------------------------------------------------------------------------
+
+def skip_reason(mask: np.ndarray, iscrowd: bool, min_area: float, max_area: float, border: int = 1) -> str | None:
+    """Why an instance makes no training pair, or None."""
+    if iscrowd:
+        return "crowd region"
+    area = float(mask.mean())
+    if area == 0:
+        return "empty mask"
+    if area < min_area:
+        return "smaller than --min-area"
+    if area > max_area:
+        return "covers most of the photo"
+    if mask[:border].any() or mask[-border:].any() or mask[:, :border].any() or mask[:, -border:].any():
+        return "cut by the photo's border"
+    return None
+
+
+def make_pair(rgb: np.ndarray, mask: np.ndarray, fill: str = "pyramid", dilate: float = 0.03):
+    """(background without the object, RGBA canvas with the object at its true place).
+
+    The hole is the mask dilated by ``dilate`` of the object's box diagonal (at least 2 px): the
+    object's soft edge and colour fringe go with it."""
+    ys, xs = np.nonzero(mask)
+    r = max(2, int(round(dilate * np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))))
+    hole = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    background = fill_hole(rgb, hole, fill)
+    top = 65535 if rgb.dtype == np.uint16 else 255
+    canvas = np.zeros((*mask.shape, 4), rgb.dtype)
+    on = mask > 0
+    canvas[on, :3] = rgb[on]
+    canvas[on, 3] = top
+    return background, canvas
+
+
+def split_of(photo_key: str, seed: int, train_fraction: float) -> str:
+    """``train`` or ``test`` for a photo, from a hash of its name and the seed: the same photo always
+    lands in the same split, whatever else is in the dataset."""
+    h = hashlib.sha256(f"{seed}:{photo_key}".encode()).digest()
+    return "train" if int.from_bytes(h[:8], "big") / 2**64 < train_fraction else "test"
+
+
+@dataclass
+class PhotoJob:
+    image: Path
+    instances: list[Instance]
+    split: str
+    out: Path
+    fill: str
+    dilate: float
+    min_area: float
+    max_area: float
+    results: list = field(default_factory=list)
+
+
+def process_photo(job: PhotoJob) -> list[dict]:
+    """Every instance of one photo: a written pair (``meta`` row) or a skip (``skipped`` reason)."""
+    from .. import imageio
+
+    rows = []
+    try:
+        pic = imageio.read_image(job.image)
+    except StganError as exc:
+        return [{"name": i.name, "skipped": "unreadable photo", "error": str(exc)} for i in job.instances]
+    rgb = pic.pixels[..., :3] if pic.channels >= 3 else np.repeat(pic.pixels[..., None], 3, 2)
+    if rgb.dtype == np.uint16:
+        rgb = (rgb // 257).astype(np.uint8)
+    rgb = np.ascontiguousarray(rgb)
+    for inst in job.instances:
+        try:
+            mask = instance_mask(inst, pic.size)
+        except StganError as exc:
+            rows.append({"name": inst.name, "skipped": "unreadable mask", "error": str(exc)})
+            continue
+        reason = skip_reason(mask, inst.iscrowd, job.min_area, job.max_area)
+        if reason:
+            rows.append({"name": inst.name, "skipped": reason})
+            continue
+        background, canvas = make_pair(rgb, mask, job.fill, job.dilate)
+        folder = job.out / job.split
+        imageio.write_image(folder / "backgrounds" / f"{inst.name}{BACKGROUND_EXT}", background, pic.icc)
+        imageio.write_image(folder / "objects" / f"{inst.name}{OBJECT_EXT}", canvas)
+        ys, xs = np.nonzero(mask)
+        rows.append({"name": inst.name, "split": job.split, "image": str(job.image), "category": inst.category,
+                     "source": inst.source, "size": list(pic.size),
+                     "bbox": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+                     "area": round(float(mask.mean()), 5)})
+    return rows
+
+
+def build(instances: list[Instance], out: Path, *, fill: str = "pyramid", dilate: float = 0.03,
+          min_area: float = 0.02, max_area: float = 0.8, categories: set[str] | None = None,
+          train_fraction: float = 0.9, seed: int = 0, workers: int = 2, on_photo=None) -> dict:
+    """Write the pairs of ``instances`` into ``out/train`` and ``out/test``; returns the summary
+    (counts per split, skipped instances per reason), also written to ``out/summary.json``."""
+    from .. import atomic
+
+    if fill not in FILLS:
+        raise StganError(f"--fill {fill}: expected one of {', '.join(FILLS)}")
+    skipped: Counter = Counter()
+    by_photo: dict[Path, list[Instance]] = defaultdict(list)
+    for inst in instances:
+        if categories and inst.category not in categories:
+            skipped["not in --categories"] += 1
+            continue
+        by_photo[inst.image].append(inst)
+    for split in ("train", "test"):
+        for sub in ("backgrounds", "objects"):
+            (out / split / sub).mkdir(parents=True, exist_ok=True)
+    jobs = [PhotoJob(img, insts, split_of(f"{insts[0].source}/{img.name}", seed, train_fraction), out, fill,
+                     dilate, min_area, max_area) for img, insts in sorted(by_photo.items())]
+    meta: dict[str, list[dict]] = {"train": [], "test": []}
+    photos = {"train": set(), "test": set()}
+    examples: dict[str, str] = {}
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = pool.map(process_photo, jobs, chunksize=4)
+            done = _collect(results, jobs, meta, photos, skipped, examples, on_photo)
+    else:
+        done = _collect(map(process_photo, jobs), jobs, meta, photos, skipped, examples, on_photo)
+    for split, rows in meta.items():
+        rows.sort(key=lambda r: r["name"])
+        atomic.write_bytes(out / split / "meta.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    summary = {"instances": len(instances), "photos": done,
+               "pairs": {s: len(meta[s]) for s in meta}, "photos_per_split": {s: len(photos[s]) for s in photos},
+               "skipped": dict(sorted(skipped.items())), "skipped_examples": examples,
+               "settings": {"fill": fill, "dilate": dilate, "min_area": min_area, "max_area": max_area,
+                            "categories": sorted(categories) if categories else None,
+                            "split": train_fraction, "seed": seed}}
+    atomic.write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _collect(results, jobs, meta, photos, skipped, examples, on_photo) -> int:
+    done = 0
+    for job, rows in zip(jobs, results):
+        done += 1
+        for row in rows:
+            if "skipped" in row:
+                skipped[row["skipped"]] += 1
+                if "error" in row:
+                    examples.setdefault(row["skipped"], row["error"])
+            else:
+                meta[row["split"]].append(row)
+                photos[row["split"]].add(row["image"])
+        if on_photo:
+            on_photo(job)
+    return done

@@ -1,0 +1,235 @@
+"""Evaluation on real photos at full resolution (a ``stgan data from-photos`` folder).
+
+Each case is a photo with one object removed and that object's cut-out, whose true placement is
+known (the canvas the size of the photo is the truth: ``bg_from_fg = I``).  A case starts from a
+placement made by one of three protocols, and every model is run from exactly that placement with
+the code path of ``stgan composite`` (the low-resolution inputs of :func:`compositing.lowres_inputs`,
+the full-resolution transfer of :func:`geometry.bg_from_fg_pixels`):
+
+- ``box``: the user's protocol.  The true box, its centre shifted by ``N(0, std)`` of the object's
+  width and height and its size scaled by ``exp(N(0, std))``, placed like ``--box`` (fitted,
+  aspect kept, centred).
+- ``sl3``: the paper's protocol.  The truth moved by sl(3) noise of the model-frame canvas.
+- ``truth``: the true placement itself; a good model barely moves it.
+
+Errors are measured on the photo's pixels: the mean distance of the object's four box corners from
+where they truly are (px, and % of the photo's diagonal), the share of cases a model leaves *worse*
+than its starting placement, the change of the object's area, and the IoU of the placed box with the
+true one.  Conventions are those of :mod:`stgan_cli.geometry`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import compositing, frames, imageio
+from .errors import StganError
+
+PROTOCOLS = ("box", "sl3", "truth")
+BOX_STD = 0.12  # the user's rough box: shifted and scaled by ~12 % of the object's size
+WORSE_BY = 1e-3  # a case counts as made worse when the error grows by more than this fraction of the diagonal (%)
+
+
+@dataclass
+class Case:
+    name: str
+    bg: np.ndarray  # RGB uint8/uint16, full resolution
+    cutout: compositing.Cutout  # cropped from the object canvas; the canvas is the photo's size
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.bg.shape[:2]
+
+    @property
+    def diagonal(self) -> float:
+        return float(np.hypot(*self.size))
+
+    def corners(self) -> np.ndarray:
+        """The object's box corners ``(4, 2)`` in foreground (= photo) pixels, outer edges."""
+        x1, y1, x2, y2 = self.cutout.object_box()
+        return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]])
+
+
+def is_photo_dataset(folder: Path) -> bool:
+    """A ``from-photos`` folder (or one of its splits): its samples name the photo they came from."""
+    folder = Path(folder)
+    meta = folder / "meta.jsonl" if (folder / "meta.jsonl").exists() else folder / "test" / "meta.jsonl"
+    if not meta.exists():
+        return False
+    with open(meta, encoding="utf-8") as fh:
+        first = fh.readline()
+    try:
+        return "image" in json.loads(first) and "bbox" in json.loads(first)
+    except ValueError:
+        return False
+
+
+def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> list[Case]:
+    """Every pair of a ``from-photos`` split (``test/`` when given the dataset's root)."""
+    from .data.datasets import dataset_root, list_images
+
+    folder = Path(folder)
+    if not (folder / "backgrounds").is_dir() and (folder / "test").is_dir():
+        folder = folder / "test"
+    folder = dataset_root(folder, None, ("backgrounds", "objects"))
+    backgrounds = {p.stem: p for p in list_images(folder / "backgrounds")}
+    cases = []
+    for obj in list_images(folder / "objects"):
+        if obj.stem not in backgrounds:
+            raise StganError(f"{obj}: no background with the same name in {folder / 'backgrounds'}")
+        bg = imageio.read_image(backgrounds[obj.stem], max_pixels)
+        pic = imageio.read_image(obj, max_pixels)
+        if pic.size != bg.size:
+            raise StganError(f"{obj}: is {pic.size[1]}x{pic.size[0]}, its background {bg.size[1]}x{bg.size[0]}")
+        cases.append(Case(obj.stem, compositing.as_rgb(bg.pixels), compositing.make_cutout(pic)))
+    if not cases:
+        raise StganError(f"{folder}: no pairs to evaluate")
+    return cases
+
+
+def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generator, box_std: float = BOX_STD,
+                       sl3_std: tuple[float, float] = (0.1, 0.1)) -> list[np.ndarray]:
+    """``bg_from_fg`` where each case starts (pixels of its photo)."""
+    if protocol == "truth":
+        return [np.eye(3) for _ in cases]
+    if protocol == "sl3":
+        from .data.perturb import warp_noise
+        from .geometry import bg_from_fg_pixels
+
+        p0 = warp_noise(len(cases), *sl3_std, rng=rng)
+        return [bg_from_fg_pixels(p, c.size, np.eye(3)) for p, c in zip(p0, cases)]
+    if protocol != "box":
+        raise StganError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
+    out = []
+    for c in cases:
+        x1, y1, x2, y2 = (v + 0.5 for v in c.cutout.object_box())  # --box's convention: bg[y1:y2, x1:x2]
+        w, h = x2 - x1, y2 - y1
+        dx, dy, ds = rng.normal(0.0, box_std, 3)
+        cx, cy, s = (x1 + x2) / 2 + dx * w, (y1 + y2) / 2 + dy * h, float(np.exp(ds))
+        out.append(compositing.place_in_box(c.cutout, (cx - s * w / 2, cy - s * h / 2, cx + s * w / 2, cy + s * h / 2)))
+    return out
+
+
+def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str = "cpu",
+            batch: int = 32) -> list[list[np.ndarray]]:
+    """Per case, ``bg_from_fg`` after 0..K generators of ``net`` (full-resolution pixels), from
+    ``inits``, through the same code as ``stgan composite``."""
+    import torch
+
+    from .geometry import bg_from_fg_pixels
+
+    out = []
+    for start in range(0, len(cases), batch):
+        chunk = list(zip(cases[start:start + batch], inits[start:start + batch]))
+        lows = [compositing.lowres_inputs(c.bg, c.cutout, m, size) for c, m in chunk]
+        bg = torch.from_numpy(np.stack([b for b, _ in lows])).permute(0, 3, 1, 2).to(device)
+        fg = torch.from_numpy(np.stack([f for _, f in lows])).permute(0, 3, 1, 2).to(device)
+        with torch.inference_mode():
+            params = torch.stack(net(bg, fg).params, 1).double().cpu().numpy()
+        for (c, m), ps in zip(chunk, params):
+            out.append([m] + [bg_from_fg_pixels(p, c.size, m) for p in ps[1:]])
+    return out
+
+
+def _quad_iou(a: np.ndarray, b: np.ndarray) -> float:
+    a32, b32 = cv2.convexHull(a.astype(np.float32)), cv2.convexHull(b.astype(np.float32))
+    inter, _ = cv2.intersectConvexConvex(a32, b32)
+    union = cv2.contourArea(a32) + cv2.contourArea(b32) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def case_metrics(case: Case, bg_from_fg: np.ndarray) -> dict:
+    """Errors of one placement against the truth (the identity), in the photo's pixels."""
+    truth = case.corners()
+    try:
+        placed = frames.apply_homography(bg_from_fg, truth)
+        if not np.all(np.isfinite(placed)):
+            raise FloatingPointError
+    except (FloatingPointError, ZeroDivisionError):
+        placed = truth + case.diagonal  # a degenerate warp: as far as it gets
+    err = float(np.linalg.norm(placed - truth, axis=1).mean())
+    area = compositing.quad_area(placed) / compositing.quad_area(truth)
+    return {"corner_px": err, "corner_pct": 100 * err / case.diagonal, "area_ratio": area,
+            "iou": _quad_iou(placed, truth)}
+
+
+def summarise(cases: list[Case], homs: list[list[np.ndarray]]) -> dict:
+    """Per iteration means and medians, and how the final placement compares with the start."""
+    per = [[case_metrics(c, m) for m in hs] for c, hs in zip(cases, homs)]
+    k = len(per[0])
+    arr = {key: np.array([[p[i][key] for i in range(k)] for p in per]) for key in per[0][0]}
+    start, final = arr["corner_pct"][:, 0], arr["corner_pct"][:, -1]
+    return {
+        "n": len(cases),
+        "corner_px": arr["corner_px"].mean(0).round(3).tolist(),
+        "corner_px_median": np.median(arr["corner_px"], 0).round(3).tolist(),
+        "corner_pct": arr["corner_pct"].mean(0).round(4).tolist(),
+        "corner_pct_median": np.median(arr["corner_pct"], 0).round(4).tolist(),
+        "area_change_pct": (100 * (arr["area_ratio"].mean(0) - 1)).round(2).tolist(),
+        "area_change_abs_pct": (100 * np.abs(arr["area_ratio"] - 1).mean(0)).round(2).tolist(),
+        "iou": arr["iou"].mean(0).round(4).tolist(),
+        "worse_share": round(float((final > start + WORSE_BY).mean()), 4),
+        "per_case_pct": arr["corner_pct"],
+    }
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+def _panel(case: Case, m: np.ndarray, height: int, label: str) -> np.ndarray:
+    out, _ = compositing.composite(case.bg, case.cutout, m)
+    if out.dtype == np.uint16:
+        out = (out // 257).astype(np.uint8)
+    h, w = case.size
+    tile = cv2.resize(np.ascontiguousarray(out[..., :3]), (max(1, round(w * height / h)), height),
+                      interpolation=cv2.INTER_AREA)
+    cv2.putText(tile, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def report(folder: Path, cases: list[Case], homs: list[list[np.ndarray]], summary: dict, title: str,
+           height: int = 300) -> None:
+    """``grid.png``: worst, median and best cases (start | model | truth) and ``histogram.png``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = summary["per_case_pct"][:, -1]
+    order = np.argsort(final)
+    rows = []
+    for name, i in (("worst", order[-1]), ("median", order[len(order) // 2]), ("best", order[0])):
+        c, hs = cases[i], homs[i]
+        start, end = summary["per_case_pct"][i, 0], final[i]
+        tiles = [_panel(c, hs[0], height, f"{name}: start {start:.1f}% diag"),
+                 _panel(c, hs[-1], height, f"{title}: {end:.1f}%"), _panel(c, np.eye(3), height, "truth")]
+        row = np.concatenate([t for tile in tiles for t in (tile, np.full((height, 6, 3), 255, np.uint8))][:-1], 1)
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows], 0)
+    imageio.write_image(folder / "grid.png", grid)
+    imageio.write_image(folder / "histogram.png", histogram(summary["per_case_pct"][:, 0], final, title))
+
+
+def histogram(start: np.ndarray, final: np.ndarray, title: str, bins: int = 24) -> np.ndarray:
+    """Two overlaid histograms of corner error (% of the diagonal): start (grey) and the model (blue)."""
+    top = float(np.percentile(np.concatenate([start, final]), 98)) or 1.0
+    edges = np.linspace(0, top, bins + 1)
+    hs, hf = np.histogram(np.clip(start, 0, top), edges)[0], np.histogram(np.clip(final, 0, top), edges)[0]
+    h, w, left, bottom = 300, 640, 40, 40
+    img = np.full((h, w, 3), 255, np.uint8)
+    peak = max(hs.max(), hf.max(), 1)
+    bw = (w - left - 10) / bins
+    for k, (a, b) in enumerate(zip(hs, hf)):
+        x0 = int(left + k * bw)
+        cv2.rectangle(img, (x0, h - bottom - int(a / peak * (h - bottom - 30))), (int(x0 + bw / 2), h - bottom),
+                      (160, 160, 160), -1)
+        cv2.rectangle(img, (int(x0 + bw / 2), h - bottom - int(b / peak * (h - bottom - 30))), (int(x0 + bw) - 1, h - bottom),
+                      (200, 120, 30), -1)
+    for k in range(0, bins + 1, 4):
+        x = int(left + k * bw)
+        cv2.putText(img, f"{edges[k]:.1f}", (x - 10, h - bottom + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    cv2.putText(img, f"corner error, % of diagonal: start (grey) vs {title} (blue)", (left, 20),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return img
