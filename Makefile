@@ -60,10 +60,12 @@ data-real: $(STAMP)
 		--out data/real --split 0.8 --seed 0 --overwrite
 
 # The real-photo table: identity, the shipped model and any MODELS="a b" given, on the held-out photos,
-# from the user's rough box (shifted and scaled by 12 %) and from the truth itself.
+# from the user's rough box (shifted and scaled by 12 %) and from the truth itself; with each model's
+# trust region (as composite uses them) and without it.
 eval-real: data-real
-	$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol box --seed 0 --markdown | tee data/real/eval-box.md
-	$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol truth --seed 0 --markdown | tee data/real/eval-truth.md
+	for start in box truth; do for trust in default off; do echo "start: $$start, trust region: $$trust"; \
+		$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol $$start --seed 0 \
+		--trust-region $$trust --markdown | tee data/real/eval-$$start-$$trust.md; done; done
 
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
 train-glasses: $(STAMP)

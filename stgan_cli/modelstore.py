@@ -55,6 +55,9 @@ class ModelConfig:
     domain: str = "generic"  # indoor | glasses | generic
     discriminator: bool = True  # whether model.safetensors keeps D (for realism scores)
     placement: Placement = field(default_factory=Placement)
+    # Inference limits on what a correction may do to the object (stgan_cli.trust_region); None:
+    # derived from the training perturbation in provenance.
+    trust_region: dict | None = None
     provenance: dict = field(default_factory=dict)
 
     @classmethod
@@ -87,6 +90,10 @@ class ModelConfig:
         if not isinstance(data.get("provenance", {}) or {}, dict):
             raise bad("provenance", "a mapping")
         data["provenance"] = data.get("provenance") or {}
+        trust = data.get("trust_region")
+        if trust is not None and not (isinstance(trust, dict) and all(
+                k in ("move", "scale", "rotate", "shape") and _number(v) and v > 0 for k, v in trust.items())):
+            raise bad("trust_region", "a mapping of move, scale, rotate, shape to positive numbers")
         size = data.get("image_size", (120, 160))
         if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_whole(v) and v >= 32 for v in size)):
             raise bad("image_size", "two whole numbers >= 32 (height, width)")
@@ -137,6 +144,14 @@ class LoadedModel:
         if self._net is None:
             self._net = load_weights(self.config, self.path).to(self.device)
         return self._net
+
+    def trust_limits(self):
+        """The model's trust region (:class:`~stgan_cli.trust_region.Limits`)."""
+        from . import trust_region
+
+        trained = (self.config.provenance or {}).get("perturbation") or {}
+        perturbation = (float(trained.get("homography", 0.1)), float(trained.get("translation", 0.1)))
+        return trust_region.Limits(**(self.config.trust_region or {}), perturbation=perturbation)
 
     def to(self, device: str) -> "LoadedModel":
         self.device = device

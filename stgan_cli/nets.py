@@ -125,16 +125,22 @@ class STGAN(nn.Module):
         return len(self.generators)
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
-                iterations: int | None = None) -> Prediction:
+                iterations: int | None = None, limit=None) -> Prediction:
         """Run the first ``iterations`` generators (all by default) on ``bg`` (B, 3, H, W) and the
-        premultiplied foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros)."""
+        premultiplied foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
+
+        ``limit`` (a :class:`~stgan_cli.trust_region.TrustRegion`, inference only) shortens any
+        update that would take the object outside it."""
         n = self.warps if iterations is None else iterations
         if not 0 <= n <= self.warps:
             raise ValueError(f"iterations must be in 0..{self.warps}, got {n}")
         p = bg.new_zeros(bg.shape[0], 8) if p0 is None else p0
         params, warped = [p], [geometry.warp_foreground(fg, p)]
+        if limit is not None:
+            limit.start(fg, p)
         for gen in self.generators[:n]:
-            p = geometry.compose(p, gen(bg, warped[-1]))
+            dp = gen(bg, warped[-1])
+            p = geometry.compose(p, dp) if limit is None else limit(p, dp)
             params.append(p)
             warped.append(geometry.warp_foreground(fg, p))
         return Prediction(params, warped)

@@ -116,12 +116,13 @@ def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generato
 
 
 def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str = "cpu",
-            batch: int = 32) -> list[list[np.ndarray]]:
+            batch: int = 32, limits=None) -> list[list[np.ndarray]]:
     """Per case, ``bg_from_fg`` after 0..K generators of ``net`` (full-resolution pixels), from
-    ``inits``, through the same code as ``stgan composite``."""
+    ``inits``, through the same code as ``stgan composite`` (with its trust region ``limits``)."""
     import torch
 
     from .geometry import bg_from_fg_pixels
+    from .trust_region import TrustRegion
 
     out = []
     for start in range(0, len(cases), batch):
@@ -130,7 +131,8 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
         bg = torch.from_numpy(np.stack([b for b, _ in lows])).permute(0, 3, 1, 2).to(device)
         fg = torch.from_numpy(np.stack([f for _, f in lows])).permute(0, 3, 1, 2).to(device)
         with torch.inference_mode():
-            params = torch.stack(net(bg, fg).params, 1).double().cpu().numpy()
+            limit = TrustRegion(limits, size) if limits is not None else None
+            params = torch.stack(net(bg, fg, limit=limit).params, 1).double().cpu().numpy()
         for (c, m), ps in zip(chunk, params):
             out.append([m] + [bg_from_fg_pixels(p, c.size, m) for p in ps[1:]])
     return out

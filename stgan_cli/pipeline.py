@@ -45,6 +45,7 @@ class Options:
     place: str = "auto"  # auto (faces for a glasses model) | face | scene
     faces: str = "all"  # all | largest
     exclusive: bool = False  # never replace an output that exists when it is written (batches)
+    trust_region: str = "default"  # default | off | key=value,... (stgan_cli.trust_region.parse)
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Prepared:
     cutout: compositing.Cutout
     slots: list[Slot]
     timings: dict = field(default_factory=dict)
+    clamped: bool = False  # the trust region shortened a correction
+    limits: dict | None = None  # the trust region's limits for the (first) object
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Result:
     error: str | None = None
     homography: list | None = None
     timings: dict = field(default_factory=dict)
+    clamped: bool = False
 
     def to_json(self) -> dict:
         d = {"foreground": str(self.item.fg), "background": str(self.item.bg), "output": str(self.item.out),
@@ -98,6 +102,7 @@ class Result:
             d["error"] = self.error
         if self.homography is not None:
             d["homography"] = self.homography
+            d["clamped"] = self.clamped
         if self.timings:
             d["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
         return d
@@ -158,12 +163,17 @@ class Compositor:
         domain = model.config.domain if model else "generic"
         self.face_mode = options.place == "face" or (options.place == "auto" and domain == "glasses")
         self.frame_size = tuple(model.config.image_size) if model else (144, 144)
+        self.trust = None
         self._cutouts: dict = {}
         self._cutout_lock = threading.Lock()
 
     def ready(self) -> None:
+        self.trust = None
         if self.model is not None and self.iterations > 0:
             self.model.net  # noqa: B018 - loads the weights
+            from . import trust_region
+
+            self.trust = trust_region.parse(self.opt.trust_region, self.model.trust_limits())
         if self.on_ready:
             self.on_ready()
             self.on_ready = None
@@ -256,13 +266,20 @@ class Compositor:
         slots = [s for p in batch for s in p.slots]
         bg = torch.from_numpy(np.stack([s.bg_low for s in slots])).permute(0, 3, 1, 2).to(self.device)
         fg = torch.from_numpy(np.stack([s.fg_low for s in slots])).permute(0, 3, 1, 2).to(self.device)
+        from .trust_region import TrustRegion
+
+        limit = TrustRegion(self.trust, self.model.config.image_size) if self.trust is not None else None
         with torch.inference_mode():
-            pred = self.model.net(bg, fg, iterations=self.iterations)
+            pred = self.model.net(bg, fg, iterations=self.iterations, limit=limit)
         params = torch.stack(pred.params, 1).double().cpu().numpy()
+        clamped = limit.clamped.numpy() if limit is not None else np.zeros(len(slots), bool)
         dt = (time.perf_counter() - t0) / len(batch)
         out, at = [], 0
         for p in batch:
             p.timings["network"] = dt
+            p.clamped = bool(clamped[at:at + len(p.slots)].any())
+            if limit is not None:  # the limits in force for the first slot's object
+                p.limits = {k: round(float(v[at]), 4) for k, v in limit.resolved.items()}
             out.append(params[at:at + len(p.slots)])
             at += len(p.slots)
         return out
@@ -292,7 +309,7 @@ class Compositor:
             raise
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
-        return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings)
+        return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings, clamped=prep.clamped)
 
     def composite_all(self, prep: Prepared, finals: list[np.ndarray]):
         """Every slot's object onto the background in one pass; the union of their masks."""
@@ -315,6 +332,8 @@ class Compositor:
             "params": [p.tolist() for p in params[0]],
             "model": None if self.model is None else {"ref": self.model.ref, "path": str(self.model.path),
                                                       "warps": self.model.config.warps},
+            "trust_region": None if prep.limits is None else {**self.trust.to_dict(), **prep.limits},
+            "clamped": prep.clamped,
             "foreground": str(prep.item.fg),
             "background": str(prep.item.bg),
             "foreground_size": {"height": fh, "width": fw},

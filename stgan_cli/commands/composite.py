@@ -53,6 +53,9 @@ def composite(
     place: Annotated[str, typer.Option(
         "--place", help="auto (faces for a glasses model) | face (glasses on every detected face) | scene.")] = "auto",
     faces: Annotated[str, typer.Option("--faces", help="With face placement: all | largest.")] = "all",
+    trust: Annotated[str, typer.Option(
+        "--trust-region", help="Limits on what the model may do to the object: default (from its training), off, "
+                               "or move=0.3,scale=1.2,rotate=5,shape=0.05 over the default.")] = "default",
 ):
     """Composite FG onto BG, its placement corrected by the model's generators."""
     from ..errors import StganError, UsageError
@@ -76,6 +79,9 @@ def composite(
     if box_xyxy and not (box_xyxy[2] > box_xyxy[0] and box_xyxy[3] > box_xyxy[1]):
         raise UsageError(f"--box {box}: expected X1,Y1,X2,Y2 with X2 > X1 and Y2 > Y1")
     at_xy = parse_numbers(at, 2, "--at") if at else None
+    from ..trust_region import Limits, parse as parse_trust
+
+    parse_trust(trust, Limits())  # a malformed --trust-region is a usage error before any work
 
     from .. import imageio, inputs, modelstore
     from ..pipeline import Compositor, Options
@@ -117,7 +123,7 @@ def composite(
         at=at_xy,
         scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
         max_pixels=max_pixels, batch_size=batch_size, place=place, faces=faces,
-        exclusive=batch and not overwrite,
+        exclusive=batch and not overwrite, trust_region=trust,
     )
     compositor = Compositor(loaded, opts, on_ready=on_ready)
 

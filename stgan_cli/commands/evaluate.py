@@ -36,6 +36,9 @@ def evaluate(
     box_std: Annotated[float, typer.Option(
         "--box-std", help="Real photos, box protocol: std of the shift and log-scale, as a fraction of the "
                           "object's size.", min=0.0)] = 0.12,
+    trust: Annotated[str, typer.Option(
+        "--trust-region", help="The inference limits, as in composite: default (each model's own), off, or "
+                               "move=..,scale=..,rotate=..,shape=.. over the default.")] = "default",
     device: Annotated[str, typer.Option("--device")] = "auto",
     offline: Annotated[bool, typer.Option("--offline")] = False,
 ):
@@ -50,14 +53,16 @@ def evaluate(
     from ..evaluation import evaluate_batches
 
     from ..photo_eval import PROTOCOLS, is_photo_dataset
+    from ..trust_region import Limits, parse as parse_trust
 
     if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
+    parse_trust(trust, Limits())
     dev = resolve_device(device)
     opened = [modelstore.open_model(m, offline) for m in models]
     if is_photo_dataset(data):
         return _evaluate_photos(opened, data, n, seed, protocol, box_std, homography, translation, dev,
-                                as_json, markdown, report)
+                                as_json, markdown, report, trust)
     n = n or 200
     cfg = opened[0].config
     for other in opened[1:]:
@@ -83,7 +88,8 @@ def evaluate(
     summaries = []
     for label, loaded in zip(labels, opened):
         result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
-                                  keep_images=report is not None, eyes=eyes)
+                                  keep_images=report is not None, eyes=eyes,
+                                  limits=parse_trust(trust, loaded.trust_limits()))
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": loaded.config.warps, **result["means"]})
         if len(opened) == 1 and not (as_json or markdown):
@@ -109,11 +115,12 @@ def evaluate(
 
 
 def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_std: float, homography, translation,
-                     dev: str, as_json: bool, markdown: bool, report: Optional[Path]) -> None:
+                     dev: str, as_json: bool, markdown: bool, report: Optional[Path], trust: str) -> None:
     """Real photos at full resolution: every model from the same starting placements."""
     import numpy as np
 
     from .. import photo_eval
+    from ..trust_region import parse as parse_trust
 
     cases = photo_eval.load_cases(data)
     cases = [cases[i] for i in np.resize(np.arange(len(cases)), n or len(cases))]
@@ -126,14 +133,15 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     labels = _labels([m.ref for m in opened])
     for label, loaded in zip(labels, opened):
         net = loaded.net.to(dev)
-        homs = photo_eval.predict(net, cases, inits, loaded.config.image_size, dev)
+        homs = photo_eval.predict(net, cases, inits, loaded.config.image_size, dev,
+                                  limits=parse_trust(trust, loaded.trust_limits()))
         row = {"label": label, "model": loaded.ref, "warps": loaded.config.warps, **photo_eval.summarise(cases, homs)}
         rows.append(row)
         if report is not None:
             folder = report if len(opened) == 1 else report / label.replace("/", "-")
             photo_eval.report(folder, cases, homs, row, label)
             log(f"report written to {folder}")
-    common = {"data": str(data), "n": len(cases), "seed": seed, "protocol": protocol,
+    common = {"data": str(data), "n": len(cases), "seed": seed, "protocol": protocol, "trust_region": trust,
               "box_std": box_std if protocol == "box" else None,
               "perturbation": {"homography": sl3[0], "translation": sl3[1]} if protocol == "sl3" else None}
     public = [{k: v for k, v in r.items() if k != "per_case_pct"} for r in rows]
