@@ -328,3 +328,28 @@ def test_distributed_two_cpu_processes_stay_in_sync(tiny, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2 ranks in sync" in out.stderr and "2 processes" in out.stderr
     assert (tmp_path / "ddp" / "model" / "model.safetensors").exists()
+
+
+def test_starts_mix_truth_rough_boxes_and_sl3_noise(tiny, tmp_path):
+    t = quiet_trainer(tmp_path / "a", "perturb.truth_share=1.0", data=tiny)
+    assert torch.count_nonzero(t.batch(8)[2]) == 0  # every sample starts at the truth
+    t = quiet_trainer(tmp_path / "b", "perturb.box_share=1.0", "perturb.homography=0.5", data=tiny)
+    p0 = t.batch(64)[2]
+    assert torch.count_nonzero(p0[:, [1, 3, 5, 7]]) == 0 and p0[:, 0].abs().max() < 0.5  # no shear: a box
+    t = quiet_trainer(tmp_path / "c", "perturb.truth_share=0.25", "perturb.box_share=0.25", data=tiny)
+    p0 = t.batch(400)[2]
+    zero = (p0 == 0).all(1).float().mean()
+    boxlike = ((p0[:, [1, 3, 5, 7]] == 0).all(1) & ~(p0 == 0).all(1)).float().mean()
+    assert 0.18 < zero < 0.32 and 0.18 < boxlike < 0.32
+    # off by default: the same draws as before the option existed
+    a, b = quiet_trainer(tmp_path / "d", data=tiny), quiet_trainer(tmp_path / "e", "perturb.box_std=0.5", data=tiny)
+    assert torch.equal(a.batch(8)[2], b.batch(8)[2])
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["perturb.truth_share=0.7", "perturb.box_share=0.5"], "truth_share [+] box_share"),
+    (["data.kind=unpaired", "perturb.box_share=0.5"], "need paired data"),
+])
+def test_start_shares_are_checked(sets, message):
+    with pytest.raises(StganError, match=message):
+        C.load(SMOKE, sets + (["stages.pretrain=0"] if "data.kind=unpaired" in sets else []))

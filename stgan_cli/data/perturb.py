@@ -23,6 +23,33 @@ def warp_noise(n: int, std_homography: float = 0.1, std_translation: float = 0.1
     return p
 
 
+def box_noise(boxes: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """``(n, 8)`` sl(3) perturbations that show each object as a user's rough box would place it: its
+    box ``(n, 4)`` (canonical ``x1, y1, x2, y2``) shifted by ``N(0, std)`` of its width and height
+    and scaled by ``exp(N(0, std))`` about its centre (the evaluation's ``box`` protocol).
+
+    The canvas is shown moved by ``expm(-A(p))`` (:mod:`stgan_cli.evaluation`), so ``p`` is minus the
+    logarithm of that similarity, normalised to determinant 1; its logarithm is closed-form because
+    the matrix is upper triangular."""
+    boxes = np.asarray(boxes, np.float64)
+    n = len(boxes)
+    shift_x, shift_y, log_s = (rng.normal(0.0, std, n) for _ in range(3))
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    s = np.exp(log_s)
+    # shown = T(c + t) diag(s, s, 1) T(-c) = [[s, 0, ux], [0, s, uy], [0, 0, 1]], over s^(2/3):
+    ux, uy = cx + shift_x * w - s * cx, cy + shift_y * h - s * cy
+    a, b = s ** (1 / 3), s ** (-2 / 3)
+    ln_a, ln_b = log_s / 3, -2 * log_s / 3
+    same = np.abs(a - b) < 1e-12
+    factor = np.where(same, 1 / a, (ln_a - ln_b) / np.where(same, 1.0, a - b))
+    off_x, off_y = ux / s ** (2 / 3) * factor, uy / s ** (2 / 3) * factor
+    p = np.zeros((n, 8))
+    p[:, 0], p[:, 4] = -off_x, -off_y  # p1, p5: -log's translations
+    p[:, 2], p[:, 6] = -ln_a, -ln_b  # p3 = -A[0,0], p7 = -A[2,2]
+    return p
+
+
 def expm3(a: np.ndarray) -> np.ndarray:
     """Matrix exponential of small 3x3 matrices ``(..., 3, 3)`` (scaling and squaring + Taylor), numpy only."""
     norm = np.abs(a).sum(-1).max(-1).max() if a.size else 0.0

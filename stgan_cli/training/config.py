@@ -42,6 +42,13 @@ class PerturbSection:
     # critic can tell them apart by interpolation blur alone and gives the generators no geometric
     # signal (measured: it scored a 6 px misplaced but unresampled object as real as the truth).
     real_jitter: float = 0.0
+    # Paired data, doing no harm: the share of samples that start at the truth (the generators learn
+    # that a right placement needs no correction), and the share that start where a user's rough box
+    # would put the object (its box shifted by box_std of its size, scaled by exp(N(0, box_std)));
+    # the rest get the sl(3) noise above.  0 and 0: the paper's perturbation only.
+    truth_share: float = 0.0
+    box_share: float = 0.0
+    box_std: float = 0.12
 
 
 @dataclass
@@ -164,6 +171,11 @@ def _check(cfg: TrainConfig) -> None:
     need(cfg.optim.batch_size >= 1 and cfg.optim.grad_accum >= 1, "optim.batch_size and grad_accum >= 1")
     need(cfg.optim.pretrain_rounds >= 1, "optim.pretrain_rounds must be >= 1")
     need(cfg.perturb.real_jitter >= 0, "perturb.real_jitter must be >= 0")
+    need(0 <= cfg.perturb.truth_share and 0 <= cfg.perturb.box_share and
+         cfg.perturb.truth_share + cfg.perturb.box_share <= 1, "perturb.truth_share + box_share is a share, in [0, 1]")
+    need(cfg.perturb.box_std >= 0, "perturb.box_std must be >= 0")
+    need(cfg.data.kind == "paired" or cfg.perturb.truth_share + cfg.perturb.box_share == 0,
+         "perturb.truth_share and box_share need paired data (the true placement)")
     need(cfg.optim.supervised_weight == 0 or cfg.data.kind != "unpaired",
          "optim.supervised_weight needs paired data (the true placement)")
     need(cfg.optim.batch_size % cfg.optim.grad_accum == 0, "optim.batch_size must be divisible by grad_accum")

@@ -193,6 +193,8 @@ class Trainer:
             bg, fg = self.data.batch(idx) if cfg.data.kind == "paired" else \
                 self.data.batch(idx, rng.integers(len(self.data.data.fg), size=size))
             bg_t, fg_t = self._tensor(bg), self._tensor(fg)
+            if cfg.data.kind == "paired" and cfg.perturb.truth_share + cfg.perturb.box_share > 0:
+                p0 = self._starts(p0, fg_t)
             real_fg = fg_t
             if cfg.perturb.real_jitter > 0:
                 jitter = perturb.warp_noise(size, cfg.perturb.real_jitter, 0.0, rng)
@@ -208,6 +210,14 @@ class Trainer:
             to_f = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255
             bg_t, fg_t, real = self._tensor(to_f(bgs)), self._tensor(to_f(fg)), self._tensor(to_f(real))
         return bg_t, fg_t, torch.from_numpy(p0).float().to(self.device), real
+
+    def _starts(self, p0: np.ndarray, fg: torch.Tensor) -> np.ndarray:
+        """Mix the starting points: some samples at the truth, some from a rough box, the rest ``p0``."""
+        pt = self.cfg.perturb
+        u = self.rng.random(len(p0))
+        box = perturb.box_noise(evaluation.object_boxes(fg[:, 3].float()).cpu().numpy(), pt.box_std, self.rng)
+        out = np.where((u < pt.truth_share + pt.box_share)[:, None], box, p0)
+        return np.where((u < pt.truth_share)[:, None], 0.0, out)
 
     # --- one step of each kind -----------------------------------------------------------------
 
