@@ -189,8 +189,9 @@ def _panel(case: Case, m: np.ndarray, height: int, label: str) -> np.ndarray:
     h, w = case.size
     tile = cv2.resize(np.ascontiguousarray(out[..., :3]), (max(1, round(w * height / h)), height),
                       interpolation=cv2.INTER_AREA)
-    cv2.putText(tile, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(tile, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    size = min(0.6, 0.6 * (tile.shape[1] - 12) / max(1, cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)[0][0]))
+    cv2.putText(tile, label, (6, 22), cv2.FONT_HERSHEY_SIMPLEX, size, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, label, (6, 22), cv2.FONT_HERSHEY_SIMPLEX, size, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
 
@@ -228,10 +229,11 @@ def histogram(start: np.ndarray, final: np.ndarray, title: str, bins: int = 24) 
         cv2.rectangle(img, (x0, h - bottom - int(a / peak * (h - bottom - 30))), (int(x0 + bw / 2), h - bottom),
                       (160, 160, 160), -1)
         cv2.rectangle(img, (int(x0 + bw / 2), h - bottom - int(b / peak * (h - bottom - 30))), (int(x0 + bw) - 1, h - bottom),
-                      (200, 120, 30), -1)
+                      (30, 120, 200), -1)  # RGB: blue
     for k in range(0, bins + 1, 4):
         x = int(left + k * bw)
-        cv2.putText(img, f"{edges[k]:.1f}", (x - 10, h - bottom + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+        cv2.putText(img, f"{edges[k]:.1f}", (min(x - 10, w - 34), h - bottom + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0), 1)
     cv2.putText(img, f"corner error, % of diagonal: start (grey) vs {title} (blue)", (left, 20),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
     return img
