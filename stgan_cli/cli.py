@@ -61,6 +61,8 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, (int, type(None))):
             print(exc.code, file=sys.stderr)
+    except BrokenPipeError:  # `stgan ... | head`: the reader has what it wanted; end quietly, as Unix tools do
+        code = 141
     except KeyboardInterrupt:
         print("stgan: error: interrupted", file=sys.stderr)
         code = 130
@@ -71,6 +73,9 @@ def main() -> None:
 
         print(f"stgan: error: {unexpected(exc)}", file=sys.stderr)
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            code = code or 141
     os._exit(code)

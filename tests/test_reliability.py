@@ -600,3 +600,12 @@ def test_disk_full_in_a_batch_goes_on_and_leaves_nothing_partial(room, tmp_path)
         assert len(written) + len(failed) == 6 and not [n for n in written if n.startswith(".")]
         for name in written:
             assert cv2.imread(str(disk / "out" / name)) is not None
+
+
+def test_a_reader_that_stops_early_gets_no_error(tmp_path):
+    """`stgan ... | head`: the command ends quietly when its reader has closed the pipe (`true` closes
+    it before stgan has even started, so every write meets a broken pipe)."""
+    for args in ("models info indoor", "models list", "--help"):
+        out = subprocess.run(["sh", "-c", f"{sys.executable} -m stgan_cli {args} | true"], capture_output=True,
+                             text=True, timeout=120, cwd=ROOT)
+        assert out.stderr == "", (args, out.stderr)

@@ -37,8 +37,8 @@ def friendly_errors(fn):
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
-        except (typer.Exit, typer.Abort, click.ClickException):
-            raise
+        except (typer.Exit, typer.Abort, click.ClickException, BrokenPipeError):
+            raise  # a reader that stopped reading (`| head`) is handled, silently, by cli.main
         except MemoryError:
             fail("out of memory")
         except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback for a user
