@@ -99,12 +99,14 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
 
 
 def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,
-                     keep_images: bool = False, eyes: torch.Tensor | None = None, limits=None) -> dict:
+                     keep_images: bool = False, eyes: torch.Tensor | None = None, limits=None,
+                     iterations: int | None = None) -> dict:
     """Metrics of ``net`` on ``dataset[indices]`` perturbed by ``p0``: per-sample arrays, means and
     medians per iteration; with ``keep_images``, the composites of the best, median and worst samples.
     With a discriminator, ``truth_preferred`` is per iteration the fraction of scenes whose true
     placement the critic scores above that iterate (0.5: it cannot tell them apart).  ``limits``: the
-    trust region (:class:`~stgan_cli.trust_region.Limits`) inference applies, or None."""
+    trust region (:class:`~stgan_cli.trust_region.Limits`) inference applies, or None; ``iterations``:
+    how many generators run (None: all)."""
     import numpy as np
 
     from .trust_region import TrustRegion
@@ -117,7 +119,7 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
         for start in range(0, len(indices), batch):
             idx = indices[start:start + batch]
             bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch(idx))
-            pred = net(bg, fg, p0[start:start + batch].to(device), limit=limit())
+            pred = net(bg, fg, p0[start:start + batch].to(device), iterations=iterations, limit=limit())
             pred.background = bg
             disc = getattr(net, "discriminator", None)
             for k, v in iteration_metrics(pred, fg, size, disc, eyes).items():
@@ -141,7 +143,7 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
         with torch.no_grad():
             for name, i in picks.items():
                 bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch([indices[i]]))
-                pred = net(bg, fg, p0[i:i + 1].to(device), limit=limit())
+                pred = net(bg, fg, p0[i:i + 1].to(device), iterations=iterations, limit=limit())
                 frames = [geometry.composite(bg, w) for w in pred.warped] + [geometry.composite(bg, fg)]
                 rows[name] = (torch.cat(frames).cpu(), float(final[i]))
         result["images"] = rows

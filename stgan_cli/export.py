@@ -4,7 +4,7 @@ The ONNX and pt2 exports contain the whole low-resolution predictor::
 
     inputs   background (B, 3, H, W) in [0, 1], foreground canvas (B, 4, H, W) premultiplied RGBA,
              initial parameters (B, 8)
-    outputs  params (B, N + 1, 8): p after 0..N generators;
+    outputs  params (B, N + 1, 8): p after 0..N generators (N: the model's default_iterations);
              warp (B, 3, 3): expm(A(p_N)), the canvas_from_bg map in canonical coordinates
 
 ONNX has no matrix exponential, so the exported graphs compute it by scaling and squaring a Taylor
@@ -69,11 +69,12 @@ def expm_series(a: torch.Tensor, squarings: int = 6, terms: int = 10) -> torch.T
 
 
 class Predictor(nn.Module):
-    """The generators run one after another, as one exportable module."""
+    """The first ``iterations`` generators (the model's default) run one after another, as one
+    exportable module."""
 
-    def __init__(self, net):
+    def __init__(self, net, iterations: int | None = None):
         super().__init__()
-        self.generators = net.generators
+        self.generators = net.generators[:iterations] if iterations else net.generators
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor):
         p, params = p0, [p0]
@@ -84,10 +85,10 @@ class Predictor(nn.Module):
         return torch.stack(params, 1), expm_series(geometry.sl3_matrix(p))
 
 
-def reference(net, bg, fg, p0):
+def reference(net, bg, fg, p0, iterations: int | None = None):
     """The PyTorch model's answer (exact matrix exponential) in the exports' output layout."""
     with torch.no_grad():
-        pred = net(bg, fg, p0)
+        pred = net(bg, fg, p0, iterations=iterations)
     params = torch.stack(pred.params, 1)
     return params, geometry.warp_matrix(params[:, -1])
 
@@ -236,7 +237,8 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
     import onnxruntime as ort
 
     net = model.net.float().eval()
-    pred = Predictor(net).eval()
+    k = model.config.iterations
+    pred = Predictor(net, k).eval()
     inputs = example_inputs(model.config.image_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
     dynamic = {"bg": {0: batch}, "fg": {0: batch}, "p0": {0: batch}}
@@ -264,7 +266,7 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
         for sample in (inputs, other):
             got = session.run(None, {k: v.numpy() for k, v in zip(("bg", "fg", "p0"), sample)})
             result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
-                "onnx", got, reference(net, *sample), sample, model.config.image_size, out))
+                "onnx", got, reference(net, *sample, iterations=k), sample, model.config.image_size, out))
 
     result: dict = {"format": "onnx", "path": str(out), "opset": opset}
     _atomic(out, write)
@@ -273,7 +275,8 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
 
 def export_pt2(model, out: Path) -> dict:
     net = model.net.float().eval()
-    pred = Predictor(net).eval()
+    k = model.config.iterations
+    pred = Predictor(net, k).eval()
     inputs = example_inputs(model.config.image_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.export.export(pred, inputs, dynamic_shapes={"bg": {0: batch}, "fg": {0: batch}, "p0": {0: batch}})
@@ -286,7 +289,7 @@ def export_pt2(model, out: Path) -> dict:
             with torch.no_grad():
                 got = loaded(*sample)
             result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
-                "pt2", got, reference(net, *sample), sample, model.config.image_size, out))
+                "pt2", got, reference(net, *sample, iterations=k), sample, model.config.image_size, out))
 
     _atomic(out, write)
     return result

@@ -52,6 +52,9 @@ class ModelConfig:
     name: str = "unnamed"
     image_size: tuple[int, int] = (120, 160)  # (height, width) the generators run at
     warps: int = 5
+    # How many generators composite, eval and export run unless told otherwise (None: all of them);
+    # chosen on held-out data where later iterations stop helping.
+    default_iterations: int | None = None
     domain: str = "generic"  # indoor | glasses | generic
     discriminator: bool = True  # whether model.safetensors keeps D (for realism scores)
     placement: Placement = field(default_factory=Placement)
@@ -99,6 +102,9 @@ class ModelConfig:
             raise bad("image_size", "two whole numbers >= 32 (height, width)")
         if not (_whole(data.get("warps", 5)) and data.get("warps", 5) >= 1):
             raise bad("warps", "a whole number >= 1")
+        k = data.get("default_iterations")
+        if k is not None and not (_whole(k) and 1 <= k <= data.get("warps", 5)):
+            raise bad("default_iterations", f"a whole number from 1 to warps ({data.get('warps', 5)}), or null")
         center = place.get("center", (0.5, 0.6))
         if not (isinstance(center, (list, tuple)) and len(center) == 2 and all(_fraction(v) for v in center)):
             raise bad("placement.center", "two numbers in [0, 1] (x, y as fractions of the background)")
@@ -107,7 +113,13 @@ class ModelConfig:
             raise bad("placement.scale", "a number in (0, 10] (object width / background width)")
         cfg = cls(**data, placement=Placement(center=tuple(float(v) for v in center), scale=float(scale)))
         cfg.image_size, cfg.warps = tuple(int(v) for v in size), int(cfg.warps)
+        cfg.default_iterations = None if k is None else int(k)
         return cfg
+
+    @property
+    def iterations(self) -> int:
+        """The generators a model runs by default."""
+        return self.default_iterations or self.warps
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

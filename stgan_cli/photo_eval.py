@@ -116,7 +116,7 @@ def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generato
 
 
 def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str = "cpu",
-            batch: int = 32, limits=None) -> list[list[np.ndarray]]:
+            batch: int = 32, limits=None, iterations: int | None = None) -> list[list[np.ndarray]]:
     """Per case, ``bg_from_fg`` after 0..K generators of ``net`` (full-resolution pixels), from
     ``inits``, through the same code as ``stgan composite`` (with its trust region ``limits``)."""
     import torch
@@ -132,7 +132,7 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
         fg = torch.from_numpy(np.stack([f for _, f in lows])).permute(0, 3, 1, 2).to(device)
         with torch.inference_mode():
             limit = TrustRegion(limits, size) if limits is not None else None
-            params = torch.stack(net(bg, fg, limit=limit).params, 1).double().cpu().numpy()
+            params = torch.stack(net(bg, fg, iterations=iterations, limit=limit).params, 1).double().cpu().numpy()
         for (c, m), ps in zip(chunk, params):
             out.append([m] + [bg_from_fg_pixels(p, c.size, m) for p in ps[1:]])
     return out

@@ -32,7 +32,7 @@ class Item:
 
 @dataclass
 class Options:
-    iterations: int | None = None  # None: all of the model's generators
+    iterations: int | None = None  # None: the model's default_iterations (all generators if it has none)
     box: tuple[float, float, float, float] | None = None
     at: tuple[float, float] | None = None
     scale: float | None = None
@@ -157,7 +157,7 @@ class Compositor:
         self.model, self.opt, self.device, self.on_ready = model, options, device, on_ready
         if model is None and options.iterations != 0:
             raise ValueError("a model is needed unless iterations == 0")
-        self.iterations = 0 if model is None else (model.config.warps if options.iterations is None
+        self.iterations = 0 if model is None else (model.config.iterations if options.iterations is None
                                                    else options.iterations)
         self.placement = model.config.placement if model else Placement()
         domain = model.config.domain if model else "generic"

@@ -75,3 +75,43 @@ def test_config_keys_are_checked(tmp_path):
         modelstore.ModelConfig.from_dict({"placement": {"sclae": 0.3}})
     cfg = modelstore.ModelConfig.from_dict({"warps": 3, "image_size": [144, 144], "placement": {"scale": 0.2}})
     assert cfg.image_size == (144, 144) and cfg.placement.scale == 0.2
+
+
+def test_default_iterations_is_honoured_by_composite_eval_and_export(tmp_path):
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from conftest import cutout_rgba, random_model, scene, write_rgb, write_rgba
+    from stgan_cli import export
+    from stgan_cli.cli import app
+
+    model = random_model(tmp_path / "m", warps=3)
+    cfg = yaml.safe_load((model / "config.yaml").read_text())
+    cfg["default_iterations"] = 2
+    (model / "config.yaml").write_text(yaml.safe_dump(cfg))
+    loaded = modelstore.load(str(model))
+    assert loaded.config.iterations == 2
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a], catch_exceptions=False)
+    fg = write_rgba(tmp_path / "fg.png", cutout_rgba())
+    bg = write_rgb(tmp_path / "bg.png", scene((240, 320)))
+    r = run("composite", fg, bg, "--out", tmp_path / "o.png", "--model", model, "--save-warp")
+    assert r.exit_code == 0 and "2 of 3 warps" in r.stderr
+    assert len(json.loads((tmp_path / "o.json").read_text())["iterations"]) == 2
+    r = run("composite", fg, bg, "--out", tmp_path / "o3.png", "--model", model, "--save-warp", "-k", "3")
+    assert len(json.loads((tmp_path / "o3.json").read_text())["iterations"]) == 3
+    data = tmp_path / "rooms"
+    from stgan_cli.data import synth_indoor
+
+    synth_indoor.generate(data, 4, seed=0, size=(120, 160), split=0.0, workers=1)
+    r = run("eval", model, "--data", data / "test", "--n", "4", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert len(json.loads(r.stdout)["corner_error"]) == 3  # initial, after G1, after G2
+    inputs = export.example_inputs((120, 160), batch=2)
+    params, _ = export.Predictor(loaded.net, loaded.config.iterations)(*inputs)
+    assert params.shape == (2, 3, 8)
+    cfg["default_iterations"] = 4
+    (model / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(StganError, match="default_iterations must be a whole number from 1 to warps"):
+        modelstore.open_model(str(model))

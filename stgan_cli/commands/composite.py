@@ -35,7 +35,8 @@ def composite(
     init: Annotated[Optional[Path], typer.Option(
         "--init", help="Start from a previous result's warp file (written by --save-warp).")] = None,
     iterations: Annotated[Optional[int], typer.Option(
-        "--iterations", "-k", help="Use the first K generators (0: initial placement only, no model needed).")] = None,
+        "--iterations", "-k", help="Use the first K generators (0: initial placement only, no model needed). "
+                                   "Default: the model's default_iterations.")] = None,
     save_warp: Annotated[bool, typer.Option("--save-warp", help="Write OUT.json with the homographies.")] = False,
     save_mask: Annotated[bool, typer.Option("--save-mask", help="Write OUT_mask.png, the object's mask.")] = False,
     steps: Annotated[Optional[Path], typer.Option(
@@ -115,7 +116,9 @@ def composite(
             loaded.to(dev)
             compositor.device = dev
             h, w = loaded.config.image_size
-            log(f"model {loaded.ref} ({loaded.config.warps} warps at {h}x{w}) on {dev}")
+            k = compositor.iterations
+            used = f"{k} of {loaded.config.warps} warps" if k != loaded.config.warps else f"{k} warps"
+            log(f"model {loaded.ref} ({used} at {h}x{w}) on {dev}")
 
     opts = Options(
         iterations=iterations,

@@ -36,6 +36,8 @@ def evaluate(
     box_std: Annotated[float, typer.Option(
         "--box-std", help="Real photos, box protocol: std of the shift and log-scale, as a fraction of the "
                           "object's size.", min=0.0)] = 0.12,
+    iterations: Annotated[Optional[int], typer.Option(
+        "--iterations", "-k", help="Generators to run (default: each model's default_iterations).", min=0)] = None,
     trust: Annotated[str, typer.Option(
         "--trust-region", help="The inference limits, as in composite: default (each model's own), off, or "
                                "move=..,scale=..,rotate=..,shape=.. over the default.")] = "default",
@@ -62,8 +64,9 @@ def evaluate(
     opened = [modelstore.open_model(m, offline) for m in models]
     if is_photo_dataset(data):
         return _evaluate_photos(opened, data, n, seed, protocol, box_std, homography, translation, dev,
-                                as_json, markdown, report, trust)
+                                as_json, markdown, report, trust, iterations)
     n = n or 200
+    _check_iterations(opened, iterations)
     cfg = opened[0].config
     for other in opened[1:]:
         if tuple(other.config.image_size) != tuple(cfg.image_size):
@@ -87,13 +90,14 @@ def evaluate(
     diagonal = float(np.hypot(*cfg.image_size))
     summaries = []
     for label, loaded in zip(labels, opened):
+        k = iterations if iterations is not None else loaded.config.iterations
         result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
                                   keep_images=report is not None, eyes=eyes,
-                                  limits=parse_trust(trust, loaded.trust_limits()))
+                                  limits=parse_trust(trust, loaded.trust_limits()), iterations=k)
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
-        summaries.append({"model": loaded.ref, "label": label, "warps": loaded.config.warps, **result["means"]})
+        summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
         if len(opened) == 1 and not (as_json or markdown):
-            _table(result, loaded.config.warps)
+            _table(result, k)
         if report is not None:
             from ..training.report import eval_report
 
@@ -115,10 +119,12 @@ def evaluate(
 
 
 def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_std: float, homography, translation,
-                     dev: str, as_json: bool, markdown: bool, report: Optional[Path], trust: str) -> None:
+                     dev: str, as_json: bool, markdown: bool, report: Optional[Path], trust: str,
+                     iterations: Optional[int]) -> None:
     """Real photos at full resolution: every model from the same starting placements."""
     import numpy as np
 
+    _check_iterations(opened, iterations)
     from .. import photo_eval
     from ..trust_region import parse as parse_trust
 
@@ -133,9 +139,10 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     labels = _labels([m.ref for m in opened])
     for label, loaded in zip(labels, opened):
         net = loaded.net.to(dev)
+        k = iterations if iterations is not None else loaded.config.iterations
         homs = photo_eval.predict(net, cases, inits, loaded.config.image_size, dev,
-                                  limits=parse_trust(trust, loaded.trust_limits()))
-        row = {"label": label, "model": loaded.ref, "warps": loaded.config.warps, **photo_eval.summarise(cases, homs)}
+                                  limits=parse_trust(trust, loaded.trust_limits()), iterations=k)
+        row = {"label": label, "model": loaded.ref, "warps": k, **photo_eval.summarise(cases, homs)}
         rows.append(row)
         if report is not None:
             folder = report if len(opened) == 1 else report / label.replace("/", "-")
@@ -151,6 +158,12 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
         print(_photo_markdown(public))
     else:
         _photo_table(public, common)
+
+
+def _check_iterations(opened, iterations: Optional[int]) -> None:
+    for m in opened:
+        if iterations is not None and iterations > m.config.warps:
+            raise UsageError(f"--iterations {iterations}: {m.ref} has {m.config.warps} generators")
 
 
 def _photo_cells(r: dict, i: int = -1) -> list[str]:
