@@ -204,7 +204,11 @@ def test_hf_hub_model_from_the_local_cache_offline(model, tmp_path, monkeypatch)
         modelstore.resolve("hf-hub:no-slash")
 
 
-def test_push_without_token_or_network(model, tmp_path):
+def test_push_without_token_or_network(model, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where the staged package goes
+    (tmp_path / "tmp").mkdir()
     env = {"HF_HOME": str(tmp_path / "home"), "HF_TOKEN": ""}
     r = run("export", model, "--push-to-hub", "someone/repo", env=env)
     assert r.exit_code == 1 and "no Hugging Face token" in r.stderr
@@ -212,6 +216,7 @@ def test_push_without_token_or_network(model, tmp_path):
     env = {"HF_HOME": str(tmp_path / "home"), "HF_TOKEN": "hf_fake", "HF_ENDPOINT": "http://127.0.0.1:9"}
     r = run("export", model, "--push-to-hub", "someone/repo", env=env)
     assert r.exit_code == 1 and "cannot reach the Hugging Face Hub" in r.stderr, r.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []  # the staged package is gone
 
 
 @needs_onnx

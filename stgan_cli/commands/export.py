@@ -44,18 +44,26 @@ def export(
             raise UsageError("--out is required (a file for onnx/pt2, a folder for package)")
     from .. import export as exporter
 
-    if out is None:  # a package only on its way to the Hub
+    staging = None
+    if out is None:  # a package only on its way to the Hub, removed once it is there (or not)
         import tempfile
 
-        out = Path(tempfile.mkdtemp(prefix="stgan-package-")) / "package"
-    result = exporter.export(model, fmt, out, offline=offline)
-    log(f"exported {model} as {fmt} to {out} (the object's corners land within "
-        f"{result['max_corner_px']:.1e} px of PyTorch's)")
-    if push_to_hub:
-        from ..hub import push
+        staging = Path(tempfile.mkdtemp(prefix="stgan-package-"))
+        out = staging / "package"
+    try:
+        result = exporter.export(model, fmt, out, offline=offline)
+        log(f"exported {model} as {fmt} to {out} (the object's corners land within "
+            f"{result['max_corner_px']:.1e} px of PyTorch's)")
+        if push_to_hub:
+            from ..hub import push
 
-        result["url"] = push(out, push_to_hub, private=private, revision=revision)
-        log(f"pushed to {result['url']}")
+            result["url"] = push(out, push_to_hub, private=private, revision=revision)
+            log(f"pushed to {result['url']}")
+    finally:
+        if staging is not None:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
     print(json.dumps(result))
 
 
