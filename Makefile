@@ -34,7 +34,9 @@ train-indoor: $(STAMP)
 	grep -qs contact_shadow data/indoor/train/meta.jsonl || $(PY) -m stgan_cli data synth-indoor --out data/indoor --n 10000 --seed 0 --overwrite
 	if [ -f runs/indoor/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/indoor; \
 	else $(PY) -m stgan_cli train --config configs/indoor.yaml --data data/indoor --out runs/indoor; fi
-	# The weights and config; the hand-written card (recipe, measured table, limits) stays.
+	# The weights and config; the hand-written card (recipe, measured table, limits) stays. The new
+	# config runs every generator: choose its default_iterations on rooms of another seed
+	# (stgan data synth-indoor --out data/indoor-val --n 1000 --seed 1 --split 0; see the card).
 	mkdir -p models/indoor && cp runs/indoor/model/model.safetensors runs/indoor/model/config.yaml models/indoor/
 
 # The paper's naive baseline: the same supervised G_1, then one generator trained adversarially for
