@@ -253,13 +253,8 @@ def encode(pixels: np.ndarray, ext: str, icc: bytes | None = None, quality: int 
     return data
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
-    """Write ``data`` to ``path`` whole or not at all (:func:`stgan_cli.atomic.write_bytes`)."""
-    from . import atomic
-
-    atomic.write_bytes(path, data, exclusive=exclusive)
-
-
 def write_image(path: str | os.PathLike, pixels: np.ndarray, icc: bytes | None = None,
                 exclusive: bool = False) -> None:
-    write_bytes_atomic(path, encode(pixels, output_format(path), icc), exclusive=exclusive)
+    from . import atomic
+
+    atomic.write_bytes(path, encode(pixels, output_format(path), icc), exclusive=exclusive)

@@ -12,12 +12,6 @@ from .pipeline import Item
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files of a folder (by suffix, hidden ones left out), sorted."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-
-
 def is_glob(arg: str) -> bool:
     return any(c in arg for c in "*?[")
 
@@ -31,7 +25,8 @@ def expand(arg: str, role: str) -> tuple[list[Path], bool]:
         return files, True
     path = Path(arg)
     if path.is_dir():
-        files = image_files(path)
+        files = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         if not files:
             raise StganError(f"{arg}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files, True

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compositing, frames, imageio
+from . import atomic, compositing, frames, imageio
 from .errors import StganError, unexpected
 from .modelstore import LoadedModel, Placement
 
@@ -300,7 +300,7 @@ class Compositor:
                 top = 65535 if out.dtype == np.uint16 else 255
                 imageio.write_image(mask_path(item.out), np.round(alpha * top).astype(out.dtype))
             if self.opt.save_warp:
-                imageio.write_bytes_atomic(sidecar_path(item.out), json.dumps(
+                atomic.write_bytes(sidecar_path(item.out), json.dumps(
                     self.sidecar(prep, params, homs), indent=2).encode())
             if self.opt.steps_dir is not None:
                 self.write_steps(prep, homs, out)

@@ -180,14 +180,12 @@ def sheet(
     import numpy as np
 
     from .. import compositing, imageio
-    from ..data.datasets import PairedDataset, dataset_root
+    from ..data.datasets import PairedDataset, dataset_root, list_images
     from ..errors import StganError
 
     folder = data if (data / "backgrounds").is_dir() or not (data / "train").is_dir() else data / "train"
     dataset_root(folder, None, ("backgrounds", "objects"))
-    from ..inputs import image_files
-
-    backgrounds = image_files(folder / "backgrounds")
+    backgrounds = list_images(folder / "backgrounds")
     if not backgrounds:
         raise StganError(f"{folder}: the dataset is empty (no images in backgrounds/)")
     first = imageio.read_image(backgrounds[0])

@@ -25,13 +25,14 @@ import csv
 import hashlib
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import StganError
+from .datasets import list_images
 
 FILLS = ("pyramid", "telea", "ns")
 BACKGROUND_EXT, OBJECT_EXT = ".jpg", ".png"  # a photo stays a JPEG (a tenth of the size); alpha needs PNG
@@ -53,8 +54,6 @@ class Instance:
 # --- reading instance lists ----------------------------------------------------------------------
 
 def _image_files(folder: Path) -> dict[str, Path]:
-    from .datasets import list_images
-
     if not folder.is_dir():
         raise StganError(f"{folder}: no such images folder")
     return {p.stem: p for p in list_images(folder)}
@@ -66,8 +65,6 @@ def from_mask_folder(images: Path, masks: Path, source: str = "") -> list[Instan
     if not masks.is_dir():
         raise StganError(f"{masks}: no such mask folder")
     out = []
-    from .datasets import list_images
-
     for m in list_images(masks):
         stem, _, k = m.stem.rpartition("_")
         if not stem or not k.isdigit():
@@ -306,7 +303,6 @@ class PhotoJob:
     dilate: float
     min_area: float
     max_area: float
-    results: list = field(default_factory=list)
 
 
 def process_photo(job: PhotoJob) -> list[dict]:

@@ -22,9 +22,8 @@ def save(run_dir: Path, state: dict) -> Path:
     from .. import atomic
 
     path = Path(run_dir) / NAME
-    for stale in Path(run_dir).glob(".checkpoint.*.part"):  # left by an older version killed mid-write
+    for stale in Path(run_dir).glob(".checkpoint.*.part"):  # left by a process killed mid-write
         stale.unlink()
-    atomic.clean_stale(run_dir)
     with atomic.replacing(path) as tmp:  # a full disk: one line, and the previous checkpoint stays
         try:
             torch.save({"format": FORMAT, **state}, str(tmp))
