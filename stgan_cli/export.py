@@ -69,20 +69,21 @@ def expm_series(a: torch.Tensor, squarings: int = 6, terms: int = 10) -> torch.T
 
 
 class Predictor(nn.Module):
-    """The first ``iterations`` generators (the model's default) run one after another, as one
-    exportable module."""
+    """The model's iterative loop (:meth:`stgan_cli.nets.STGAN.forward`) for its first ``iterations``
+    updates (the model's default), with the series exponential, as one exportable module."""
 
     def __init__(self, net, iterations: int | None = None):
+        import copy
+
         super().__init__()
-        self.generators = net.generators[:iterations] if iterations else net.generators
+        core = copy.copy(net)  # the same generators without the discriminator, which exports need not carry
+        core._modules = dict(net._modules)
+        core.discriminator = None
+        self.net, self.iterations = core, iterations
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor):
-        p, params = p0, [p0]
-        for gen in self.generators:
-            warped = geometry.warp_image(fg, expm_series(geometry.sl3_matrix(p)))
-            p = p + gen(bg, warped)
-            params.append(p)
-        return torch.stack(params, 1), expm_series(geometry.sl3_matrix(p))
+        pred = self.net(bg, fg, p0, iterations=self.iterations, expm=expm_series)
+        return torch.stack(pred.params, 1), expm_series(geometry.sl3_matrix(pred.params[-1]))
 
 
 def reference(net, bg, fg, p0, iterations: int | None = None):

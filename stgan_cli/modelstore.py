@@ -50,6 +50,7 @@ class Placement:
 @dataclass
 class ModelConfig:
     name: str = "unnamed"
+    arch: str = "paper"  # the warp predictor (stgan_cli.archs)
     image_size: tuple[int, int] = (120, 160)  # (height, width) the generators run at
     warps: int = 5
     # How many generators composite, eval and export run unless told otherwise (None: all of them);
@@ -86,6 +87,8 @@ class ModelConfig:
         bad = lambda key, what: StganError(f"{source}: {key} must be {what}")
         if not isinstance(data.get("name", ""), str):
             raise bad("name", "text")
+        if not isinstance(data.get("arch", "paper"), str):
+            raise bad("arch", "text (an architecture name)")
         if not isinstance(data.get("domain", "generic"), str):
             raise bad("domain", "text (indoor, glasses or generic)")
         if not isinstance(data.get("discriminator", True), bool):
@@ -272,7 +275,7 @@ def read_config(folder: Path) -> ModelConfig:
 def build(config: ModelConfig):
     from . import nets
 
-    return nets.STGAN(config.warps, config.image_size, discriminator=config.discriminator)
+    return nets.STGAN(config.warps, config.image_size, discriminator=config.discriminator, arch=config.arch)
 
 
 def open_model(ref: str | None, offline: bool = False) -> LoadedModel:

@@ -1,7 +1,5 @@
-"""The networks of ST-GAN: warp generators, the PatchGAN discriminator and the iterative predictor.
-
-Shapes follow the paper's code at 120x160; any ``(H, W)`` works (TensorFlow "SAME" padding is
-reproduced, so odd sizes such as 15x20 halve to 8x10 as in the original).
+"""The networks of ST-GAN: the iterative predictor every architecture shares, and the PatchGAN
+discriminator.  The warp predictors themselves are in :mod:`stgan_cli.archs`.
 """
 
 from __future__ import annotations
@@ -10,75 +8,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from . import geometry
+from . import archs, geometry
+from .archs.paper import Generator, SameConv  # noqa: F401  (the paper's layers, where they always were)
 
-GEN_WIDTHS = (32, 64, 128, 256, 512)
 DISC_WIDTHS = (32, 64, 128, 256, 512)
-IN_CHANNELS = 7  # background RGB + warped foreground RGBA
-
-
-def _same_pad(n: int, k: int, s: int) -> tuple[int, int]:
-    total = max((-(-n // s) - 1) * s + k - n, 0)
-    return total // 2, total - total // 2
-
-
-class SameConv(nn.Conv2d):
-    """Conv2d with TensorFlow's "SAME" padding (output size ceil(n / stride))."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s = self.kernel_size[0], self.stride[0]
-        top, bottom = _same_pad(x.shape[-2], k, s)
-        left, right = _same_pad(x.shape[-1], k, s)
-        if top == bottom and left == right:
-            # Symmetric padding is the convolution's own: no padded copy of the input (or of its
-            # gradient), which was ~10% of a training step.
-            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
-        return super().forward(F.pad(x, (left, right, top, bottom)))
-
-
-def _halve(x: torch.Tensor) -> torch.Tensor:
-    # 2x2 average pool after zero-padding odd sizes at the bottom/right, as the original does.
-    x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
-    return F.avg_pool2d(x, 2)
-
-
-def _halved_size(n: int, times: int) -> int:
-    for _ in range(times):
-        n = -(-n // 2)
-    return n
-
-
-class Generator(nn.Module):
-    """One warp predictor: ``C(32)-C(64)-C(128)-C(256)-C(512)-L(256)-L(8)``.
-
-    After every conv the 7-channel input, average-pooled to the same size, is concatenated to the
-    features (the paper's multi-resolution input).  The last layer starts at zero, so an untrained
-    generator predicts ``dp = 0``: the identity warp.
-    """
-
-    def __init__(self, image_size: tuple[int, int] = (120, 160)):
-        super().__init__()
-        self.convs = nn.ModuleList()
-        ch = IN_CHANNELS
-        for w in GEN_WIDTHS:
-            self.convs.append(SameConv(ch, w, 4, stride=2))
-            ch = w + IN_CHANNELS
-        h, w = (_halved_size(n, len(GEN_WIDTHS)) for n in image_size)
-        self.fc = nn.Linear(ch * h * w, 256)
-        self.out = nn.Linear(256, 8)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, bg: torch.Tensor, fg_warped: torch.Tensor) -> torch.Tensor:
-        """``bg`` (B, 3, H, W) and the currently warped ``fg_warped`` (B, 4, H, W) -> ``dp`` (B, 8)."""
-        inp = torch.cat([bg, fg_warped], 1)
-        feat = inp
-        for conv in self.convs:
-            inp = _halve(inp)
-            feat = torch.cat([F.relu(conv(feat)), inp], 1)
-        return self.out(F.relu(self.fc(feat.flatten(1))))
 
 
 class Discriminator(nn.Module):
@@ -112,35 +46,48 @@ class Prediction:
 
 
 class STGAN(nn.Module):
-    """Generators ``G_1..G_N`` applied one after another; ``discriminator`` is optional (realism scores)."""
+    """A warp predictor (``generators``, of architecture ``arch``) applied ``iterations`` times, and
+    an optional ``discriminator`` (realism scores).
 
-    def __init__(self, warps: int = 5, image_size: tuple[int, int] = (120, 160), discriminator: bool = True):
+    :meth:`forward` is the one iterative loop of the project: inference, evaluation, training and
+    export all run it (export with a series for the matrix exponential)."""
+
+    def __init__(self, warps: int = 5, image_size: tuple[int, int] = (120, 160), discriminator: bool = True,
+                 arch: str = archs.DEFAULT):
         super().__init__()
         self.image_size = tuple(image_size)
-        self.generators = nn.ModuleList(Generator(self.image_size) for _ in range(warps))
+        self.arch = arch
+        self.generators = archs.build(arch, warps, self.image_size)
         self.discriminator = Discriminator() if discriminator else None
 
     @property
     def warps(self) -> int:
-        return len(self.generators)
+        return self.generators.iterations
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
-                iterations: int | None = None, limit=None) -> Prediction:
-        """Run the first ``iterations`` generators (all by default) on ``bg`` (B, 3, H, W) and the
-        premultiplied foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
+                iterations: int | None = None, limit=None, expm=None, train_from: int | None = None,
+                detach: bool = False) -> Prediction:
+        """Run ``iterations`` updates (all by default) on ``bg`` (B, 3, H, W) and the premultiplied
+        foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
 
         ``limit`` (a :class:`~stgan_cli.trust_region.TrustRegion`, inference only) shortens any
-        update that would take the object outside it."""
+        update that would take the object outside it.  ``expm``: the matrix exponential (default
+        ``torch.linalg.matrix_exp``; exports pass a series).  Training: updates before ``train_from``
+        (1-based) run without gradients, and ``detach`` cuts the gradient between iterations."""
         n = self.warps if iterations is None else iterations
         if not 0 <= n <= self.warps:
             raise ValueError(f"iterations must be in 0..{self.warps}, got {n}")
+        expm = expm or torch.linalg.matrix_exp
+        warp = lambda p: geometry.warp_image(fg, expm(geometry.sl3_matrix(p)))
         p = bg.new_zeros(bg.shape[0], 8) if p0 is None else p0
-        params, warped = [p], [geometry.warp_foreground(fg, p)]
+        params, warped = [p], [warp(p)]
         if limit is not None:
             limit.start(fg, p)
-        for gen in self.generators[:n]:
-            dp = gen(bg, warped[-1])
-            p = geometry.compose(p, dp) if limit is None else limit(p, dp)
+        for i in range(n):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (train_from is None or i + 1 >= train_from)):
+                source = p.detach() if detach else p
+                dp = self.generators.update(i, bg, fg, warped[-1].detach() if detach else warped[-1], source, expm)
+                p = geometry.compose(source, dp) if limit is None else limit(source, dp)
             params.append(p)
-            warped.append(geometry.warp_foreground(fg, p))
+            warped.append(warp(p))
         return Prediction(params, warped)

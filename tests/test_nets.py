@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from stgan_cli.archs import paper
 from stgan_cli import nets
 
 
@@ -19,7 +20,7 @@ def test_shapes(size, score):
 def test_paper_feature_sizes():
     # 120x160 halves to 4x5 after five convs, with 512 + 7 channels: the paper's flatten size.
     assert nets.Generator((120, 160)).fc.in_features == (512 + 7) * 4 * 5
-    assert nets._same_pad(15, 4, 2) == (1, 2)  # TF SAME: 15 -> 8
+    assert paper._same_pad(15, 4, 2) == (1, 2)  # TF SAME: 15 -> 8
 
 
 def test_untrained_generators_are_identity():
@@ -58,8 +59,8 @@ def test_same_conv_fast_path_equals_explicit_padding(size):
     torch.manual_seed(0)
     conv = nets.SameConv(3, 4, 4, stride=2).double()
     x = torch.rand(2, 3, *size, dtype=torch.float64)
-    top, bottom = nets._same_pad(size[0], 4, 2)
-    left, right = nets._same_pad(size[1], 4, 2)
+    top, bottom = paper._same_pad(size[0], 4, 2)
+    left, right = paper._same_pad(size[1], 4, 2)
     reference = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (left, right, top, bottom)), conv.weight,
                                            conv.bias, 2)
     torch.testing.assert_close(conv(x), reference, rtol=0, atol=1e-12)

@@ -55,7 +55,7 @@ def test_config_precedence_and_types(tmp_path):
 @pytest.mark.parametrize("content,sets,message", [
     ("optim:\n  lr_gg: 1\n", [], "unknown key 'optim.lr_gg' (did you mean 'lr_g'?)"),
     ("", ["stages.wrap=3"], "unknown key 'stages.wrap' (did you mean 'warp'?)"),
-    ("", ["model.warps=two"], "model.warps: expected int"),
+    ("", ["model.warps=two"], "--set: model: warps must be a whole number"),
     ("", ["optim.batch_size=5", "optim.grad_accum=2"], "divisible"),
     ("", ["data.kind=triplets"], "paired, unpaired or glasses"),
     ("", ["optim.pretrain_rounds=0"], "pretrain_rounds must be >= 1"),

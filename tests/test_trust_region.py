@@ -8,11 +8,19 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from stgan_cli.archs import paper
 from stgan_cli import geometry, nets, trust_region as T
 from stgan_cli.cli import app
 from stgan_cli.errors import UsageError
 
 from conftest import REALDATA, cutout_rgba, random_model, scene, write_rgb, write_rgba
+
+
+def as_generators(modules):
+    """Stand-in generators, wrapped as the paper's architecture holds its own."""
+    gens = torch.nn.ModuleList.__new__(paper.PaperGenerators)
+    torch.nn.ModuleList.__init__(gens, modules)
+    return gens
 
 
 def square(cx=50.0, cy=40.0, half=10.0) -> torch.Tensor:
@@ -66,7 +74,7 @@ def canvas(size=(120, 160), box=(60, 40, 100, 80)):
 
 def test_an_update_beyond_the_limits_is_shortened_along_itself():
     net = nets.STGAN(3, (120, 160), discriminator=False)
-    net.generators = torch.nn.ModuleList([Pusher([0.2, 0, 0, 0, 0.1, 0, 0, 0])] * 3)
+    net.generators = as_generators([Pusher([0.2, 0, 0, 0, 0.1, 0, 0, 0])] * 3)
     bg, fg = canvas()
     limit = T.TrustRegion(T.Limits(move=0.5, scale=1.2, rotate=5, shape=0.05), (120, 160))
     pred = net(bg, fg, limit=limit)
@@ -84,7 +92,7 @@ def test_an_update_beyond_the_limits_is_shortened_along_itself():
 
 def test_limits_inside_are_untouched():
     net = nets.STGAN(2, (120, 160), discriminator=False)
-    net.generators = torch.nn.ModuleList([Pusher([0.01, 0, 0, 0, 0, 0, 0, 0])] * 2)
+    net.generators = as_generators([Pusher([0.01, 0, 0, 0, 0, 0, 0, 0])] * 2)
     bg, fg = canvas()
     limit = T.TrustRegion(T.Limits(), (120, 160))
     pred = net(bg, fg, limit=limit)

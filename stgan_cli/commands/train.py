@@ -112,6 +112,7 @@ def refine(
     device: Annotated[Optional[str], typer.Option("--device")] = None,
 ):
     """Fine-tune all generators of MODEL together (the paper's last stage) on DATA; writes a new model."""
+    import dataclasses
     import shutil
 
     from .. import modelstore
@@ -120,16 +121,14 @@ def refine(
 
     source = modelstore.resolve(model)
     mc = modelstore.read_config(source)
-    sets = [f"model.warps={mc.warps}", f"model.image_size=[{mc.image_size[0]}, {mc.image_size[1]}]",
-            f"model.domain={mc.domain}", f"model.name={mc.name}-refined",
-            f"model.placement_center=[{mc.placement.center[0]}, {mc.placement.center[1]}]",
-            f"model.placement_scale={mc.placement.scale}", f"data.path={data}",
-            "stages.pretrain=0", "stages.d_pretrain=0", "stages.warp=0", f"stages.end_to_end={steps}"]
-    sets += list(overrides or [])
+    sets = [f"data.path={data}", "stages.pretrain=0", "stages.d_pretrain=0", "stages.warp=0",
+            f"stages.end_to_end={steps}", *(overrides or [])]
     if device is not None:
         check_device_name(device)
         sets.append(f"run.device={device}")
-    cfg = config_mod.load(config, sets)
+    # The model section is the source model's own config (one schema); --set may still change it.
+    source_model = dataclasses.replace(mc, name=f"{mc.name}-refined", provenance={})
+    cfg = config_mod.load(config, sets, model=source_model)
     if out.exists() and any(out.iterdir()):
         raise StganError(f"{out}: exists and is not empty")
     run_dir = out.with_name(out.name + ".run")

@@ -47,7 +47,9 @@ def load(run_dir: Path, architecture: dict) -> dict:
         raise StganError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     if state.get("format") != FORMAT:
         raise StganError(f"{path}: checkpoint format {state.get('format')} is not {FORMAT}")
-    if state.get("architecture") != architecture:
+    # Checkpoints from before the architecture registry hold the paper's generators.
+    saved, wanted = ({"arch": "paper", **(a or {})} for a in (state.get("architecture"), architecture))
+    if saved != wanted:
         raise StganError(f"{path}: was trained with {state.get('architecture')}, the config asks for "
                          f"{architecture}; resuming across an architecture change is refused")
     return state

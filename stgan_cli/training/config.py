@@ -1,5 +1,8 @@
 """Training configuration: defaults < YAML file < ``--set key=value``; unknown keys are refused.
 
+The ``model:`` section is a model folder's ``config.yaml`` (:class:`~stgan_cli.modelstore.ModelConfig`,
+one schema, checked by the same code): what a run trains is what its model folder says it is.
+
 Defaults start from the original code's values (see ``../shared/DESIGN.md``): batch 20, lrD 1e-4,
 two D updates per G update, trust-region weight 0.3, perturbations 0.1 / 0.1.
 """
@@ -11,16 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StganError, UsageError, suggest
+from ..modelstore import ModelConfig
 
-
-@dataclass
-class ModelSection:
-    name: str = "stgan"
-    domain: str = "generic"  # indoor | glasses | generic
-    warps: int = 5
-    image_size: list = field(default_factory=lambda: [120, 160])
-    placement_center: list = field(default_factory=lambda: [0.5, 0.6])
-    placement_scale: float = 0.4
+# Run folders and configs from before the model section was the model folder's schema.
+_OLD_MODEL_KEYS = {"placement_center": "center", "placement_scale": "scale"}
 
 
 @dataclass
@@ -30,6 +27,11 @@ class DataSection:
     split: str | None = "train"  # sub-folder to train on, when the dataset has splits
     eval_split: str | None = "test"  # held-out sub-folder for metrics; None: the last eval_samples of train
     eval_samples: int = 64
+    # Paired data: more dataset folders (their `split` sub-folder when they have one) mixed into
+    # training, and the share of each batch they give together (in proportion to their sizes);
+    # held-out metrics stay on `path`.  E.g. real photo pairs with generated rooms.
+    mix: list = field(default_factory=list)
+    mix_share: float = 0.5
 
 
 @dataclass
@@ -68,6 +70,16 @@ class OptimSection:
     # result, with the corner loss after every application: G_1 then also learns to correct its own
     # residuals, and G_2.. (its copies) start as refiners instead of over-correcting small errors.
     pretrain_rounds: int = 1
+    # The supervised loss on the object's box corners: mse (squared canonical distance, the original)
+    # or l1 (mean absolute pixel offset at the model size, as iterative homography networks use).
+    corner_loss: str = "mse"
+    optimizer: str = "adam"  # adam | adamw (for the generators; D keeps Adam)
+    weight_decay: float = 0.0  # adamw only
+    # Supervised pre-training's rate: "step" (lr_decay_* below) or "onecycle" (linear warm-up over
+    # the first `warmup` of the stage to lr_pretrain, then cosine down to lr_decay_floor of it).
+    schedule: str = "step"
+    warmup: float = 0.05
+    grad_clip: float = 0.0  # max norm of the generators' gradient (0 = off)
     # Paired data: weight of the supervised corner loss (as in pre-training) added to the generators'
     # adversarial loss in the warp and end-to-end stages (averaged over every trained iterate);
     # 0 = the paper's purely adversarial stages.
@@ -94,11 +106,12 @@ class RunSection:
     sample_every: int = 200
     checkpoint_every: int = 200
     channels_last: bool = True  # memory format of the convolutions (same maths, faster on CPU)
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the generators' supervised steps on CPU)
 
 
 @dataclass
 class TrainConfig:
-    model: ModelSection = field(default_factory=ModelSection)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="stgan"))
     data: DataSection = field(default_factory=DataSection)
     perturb: PerturbSection = field(default_factory=PerturbSection)
     stages: StagesSection = field(default_factory=StagesSection)
@@ -106,11 +119,13 @@ class TrainConfig:
     run: RunSection = field(default_factory=RunSection)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        out = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["model"] = self.model.to_dict()
+        return out
 
     def architecture(self) -> dict:
         """What a checkpoint must agree on to be resumed."""
-        return {"warps": self.model.warps, "image_size": list(self.model.image_size)}
+        return {"arch": self.model.arch, "warps": self.model.warps, "image_size": list(self.model.image_size)}
 
 
 def _merge(obj, data: dict, source: str, prefix: str = "") -> None:
@@ -121,10 +136,29 @@ def _merge(obj, data: dict, source: str, prefix: str = "") -> None:
         if key not in fields:
             raise StganError(f"{source}: unknown key '{prefix}{key}'{suggest(str(key), fields)}")
         current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
+        if isinstance(current, ModelConfig):
+            setattr(obj, key, _merge_model(current, value, source))
+        elif dataclasses.is_dataclass(current):
             _merge(current, value, source, f"{prefix}{key}.")
         else:
             setattr(obj, key, _coerce(value, fields[key].type, f"{source}: {prefix}{key}"))
+
+
+def _merge_model(current: ModelConfig, data, source: str) -> ModelConfig:
+    """The ``model:`` settings over ``current``, checked as a model folder's config is."""
+    if not isinstance(data, dict):
+        raise StganError(f"{source}: model should be a mapping of settings")
+    data = dict(data)
+    merged = current.to_dict()
+    for old, new in _OLD_MODEL_KEYS.items():
+        if old in data:
+            merged["placement"][new] = data.pop(old)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return ModelConfig.from_dict(merged, f"{source}: model")
 
 
 def _coerce(value, annotation: str, name: str):
@@ -164,12 +198,22 @@ def _check(cfg: TrainConfig) -> None:
         if not cond:
             raise StganError(f"config: {msg}")
 
-    need(cfg.model.warps >= 1, "model.warps must be >= 1")
-    need(len(cfg.model.image_size) == 2 and min(cfg.model.image_size) >= 32, "model.image_size is [H, W], >= 32")
+    from .. import archs
+
+    need(cfg.model.arch in archs.names(), f"model.arch is one of {', '.join(archs.names())}, not '{cfg.model.arch}'"
+         f"{suggest(cfg.model.arch, archs.names())}")
+    need(cfg.optim.corner_loss in ("mse", "l1"), f"optim.corner_loss is mse or l1, not '{cfg.optim.corner_loss}'")
+    need(cfg.optim.optimizer in ("adam", "adamw"), f"optim.optimizer is adam or adamw, not '{cfg.optim.optimizer}'")
+    need(cfg.optim.schedule in ("step", "onecycle"), f"optim.schedule is step or onecycle, not '{cfg.optim.schedule}'")
+    need(0 <= cfg.optim.warmup < 1, "optim.warmup is a fraction of the stage, in [0, 1)")
+    need(cfg.optim.grad_clip >= 0 and cfg.optim.weight_decay >= 0, "optim.grad_clip and weight_decay must be >= 0")
+    need(cfg.run.precision in ("fp32", "bf16"), f"run.precision is fp32 or bf16, not '{cfg.run.precision}'")
     need(cfg.data.kind in ("paired", "unpaired", "glasses"),
          f"data.kind is paired, unpaired or glasses, not '{cfg.data.kind}'")
     need(cfg.optim.batch_size >= 1 and cfg.optim.grad_accum >= 1, "optim.batch_size and grad_accum >= 1")
     need(cfg.optim.pretrain_rounds >= 1, "optim.pretrain_rounds must be >= 1")
+    need(not cfg.data.mix or cfg.data.kind == "paired", "data.mix needs paired data")
+    need(0 < cfg.data.mix_share < 1, "data.mix_share is a share of each batch, in (0, 1)")
     need(cfg.perturb.real_jitter >= 0, "perturb.real_jitter must be >= 0")
     need(0 <= cfg.perturb.truth_share and 0 <= cfg.perturb.box_share and
          cfg.perturb.truth_share + cfg.perturb.box_share <= 1, "perturb.truth_share + box_share is a share, in [0, 1]")
@@ -215,12 +259,17 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def load(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+def load(path: str | Path | None = None, overrides: list[str] | None = None,
+         model: ModelConfig | None = None) -> TrainConfig:
+    """Defaults < the YAML file < ``model`` (a model to continue: its folder's config replaces the
+    file's model section) < ``overrides``."""
     from ..yamlio import read_yaml
 
     cfg = TrainConfig()
     if path is not None:
         _merge(cfg, read_yaml(path) or {}, str(path))
+    if model is not None:
+        cfg.model = model
     if overrides:
         _merge(cfg, parse_set(overrides), "--set")
     _check(cfg)

@@ -39,3 +39,10 @@ def supervised_corner_loss(p: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor
     the warp ``p`` and where they truly are (``p = 0``)."""
     pts = evaluation.box_points(boxes)
     return ((evaluation.displayed(pts, p) - pts) ** 2).sum(-1).mean()
+
+
+def corner_l1(p: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
+    """Mean absolute offset, in pixels at ``size=(H, W)``, of the object's box corners shown after the
+    warp ``p`` from where they truly are: the corner loss of iterative homography networks."""
+    pts = evaluation.box_points(boxes)
+    return evaluation.to_pixels(evaluation.displayed(pts, p) - pts, size).abs().mean()

@@ -14,6 +14,7 @@ batches from its own shard and gradients are averaged; rank 0 writes logs and ch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -45,7 +46,10 @@ class Stage:
 def schedule(cfg) -> list[Stage]:
     s = cfg.stages
     plan = [("pretrain", s.pretrain), ("d_pretrain", s.d_pretrain)]
-    plan += [(f"warp{i}", s.warp) for i in range(1, cfg.model.warps + 1)]
+    from .. import archs
+
+    if archs.get(cfg.model.arch).sequential_stages:  # one stage per generator; a shared block has none
+        plan += [(f"warp{i}", s.warp) for i in range(1, cfg.model.warps + 1)]
     plan += [("end_to_end", s.end_to_end)]
     stages, start = [], 0
     for name, steps in plan:
@@ -113,7 +117,7 @@ class Trainer:
         self.total = sum(s.steps for s in self.stages)
         torch.manual_seed(cfg.run.seed)
         self.size = tuple(cfg.model.image_size)
-        self.net = nets.STGAN(cfg.model.warps, self.size, discriminator=True)
+        self.net = nets.STGAN(cfg.model.warps, self.size, discriminator=True, arch=cfg.model.arch)
         self.init_note = None
         if init_model is not None:
             self._init_from(init_model)
@@ -139,6 +143,21 @@ class Trainer:
 
     def _adam(self, params, lr):
         return torch.optim.Adam(params, lr=lr, betas=tuple(self.cfg.optim.betas))
+
+    def _g_optimizer(self, modules, lr):
+        o = self.cfg.optim
+        params = [p for m in modules for p in m.parameters()]
+        if o.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        return self._adam(params, lr)
+
+    def _autocast(self):
+        """bf16 autocast of the generators' supervised steps (``run.precision``), else nothing."""
+        import contextlib
+
+        if self.cfg.run.precision == "bf16":
+            return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _init_from(self, folder: Path) -> None:
         """Start from a trained model (``stgan refine``): its generators, and its D when it kept one."""
@@ -173,10 +192,17 @@ class Trainer:
             else:
                 self.eval_data = self.data
         n = len(self.data) if cfg.data.kind != "unpaired" else len(self.data.bg)
-        shard = np.arange(n)[self.dist.rank::self.dist.world]
+        self.weights = None
+        if cfg.data.mix:
+            self.data, self.weights = _mixed(self.data, cfg.data.mix, cfg.data.split, self.size, cfg.data.mix_share)
+        total = len(self.data) if cfg.data.kind != "unpaired" else n
+        shard = np.arange(total)[self.dist.rank::self.dist.world]
         if len(shard) == 0:
-            raise StganError(f"{root}: {n} samples cannot be shared by {self.dist.world} processes")
+            raise StganError(f"{root}: {total} samples cannot be shared by {self.dist.world} processes")
         self.shard = shard
+        if self.weights is not None:
+            w = self.weights[shard]
+            self.weights = w / w.sum()
 
     # --- batches -------------------------------------------------------------------------------
 
@@ -189,7 +215,7 @@ class Trainer:
         cfg, rng = self.cfg, self.rng
         p0 = perturb.warp_noise(size, cfg.perturb.homography, cfg.perturb.translation, rng)
         if cfg.data.kind in ("paired", "glasses"):  # glasses: any face with any glasses is at its true pose
-            idx = rng.choice(self.shard, size)
+            idx = rng.choice(self.shard, size, p=self.weights)
             bg, fg = self.data.batch(idx) if cfg.data.kind == "paired" else \
                 self.data.batch(idx, rng.integers(len(self.data.data.fg), size=size))
             bg_t, fg_t = self._tensor(bg), self._tensor(fg)
@@ -222,21 +248,12 @@ class Trainer:
     # --- one step of each kind -----------------------------------------------------------------
 
     def _forward(self, bg, fg, p0, upto: int, train_from: int):
-        """Run G_1..G_upto; generators before ``train_from`` (1-based) run without gradients.
-        Returns the final composite, the updates of the trained generators and the warp after each."""
-        p, dps, ps = p0, [], []
-        gens = self.net.generators
-        for i in range(upto):
-            warped = geometry.warp_foreground(fg, p)
-            if i + 1 < train_from:
-                with torch.no_grad():
-                    p = p + gens[i](bg, warped)
-            else:
-                dp = gens[i](bg, warped)
-                dps.append(dp)
-                p = p + dp
-                ps.append(p)
-        return geometry.composite(bg, geometry.warp_foreground(fg, p)), dps, ps
+        """Run updates 1..upto; those before ``train_from`` (1-based) run without gradients.
+        Returns the final composite, the updates of the trained iterations and the warp after each."""
+        pred = self.net(bg, fg, p0, iterations=upto, train_from=train_from)
+        ps = pred.params[max(train_from, 1):]
+        dps = [b - a for a, b in zip(pred.params[max(train_from, 1) - 1:], ps)]
+        return geometry.composite(bg, pred.warped[-1]), dps, ps
 
     def _micro(self, tensors, k):
         n = self.cfg.optim.grad_accum
@@ -288,7 +305,8 @@ class Trainer:
             upto, train_from = cfg.model.warps, 1
         else:
             upto = train_from = stage.warp_index
-        params = [p for g in self.net.generators[train_from - 1:upto] for p in g.parameters()]
+        trained = self.net.generators.trained_by(None if stage.name == "end_to_end" else stage.warp_index)
+        params = [p for g in trained for p in g.parameters()]
         self.opt_g.zero_grad(set_to_none=True)
         self.net.discriminator.requires_grad_(False)
         stats = {"loss_g": 0.0, "trust": 0.0}
@@ -303,7 +321,7 @@ class Trainer:
                 # otherwise be free to trade their own accuracy for the final one, and a user who
                 # stops early (--iterations) gets their iterate.
                 boxes = evaluation.object_boxes(fg[:, 3])
-                corner = sum(losses.supervised_corner_loss(p, boxes) for p in ps) / len(ps)
+                corner = sum(self._corner_loss(p, boxes) for p in ps) / len(ps)
                 loss = loss + cfg.optim.supervised_weight * corner
                 stats["loss_sup"] = stats.get("loss_sup", 0.0) + corner.item() / cfg.optim.grad_accum
             (loss / cfg.optim.grad_accum).backward()
@@ -315,27 +333,46 @@ class Trainer:
         self.opt_g.step()
         return stats
 
+    def _corner_loss(self, p, boxes):
+        if self.cfg.optim.corner_loss == "l1":
+            return losses.corner_l1(p, boxes, self.size)
+        return losses.supervised_corner_loss(p, boxes)
+
     def _pretrain_update(self) -> dict:
+        """Supervised: the first update applied ``pretrain_rounds`` times, each to its own detached
+        result, with the corner loss after every application (for the refiner: its unrolled loop)."""
         cfg = self.cfg
-        gen = self.net.generators[0]
+        trained = self.net.generators.trained_by(1)
         self.opt_g.zero_grad(set_to_none=True)
-        total = 0.0
+        total, per_round = 0.0, [0.0] * cfg.optim.pretrain_rounds
         batch = self.batch(cfg.optim.batch_size)
         for k in range(cfg.optim.grad_accum):
             bg, fg, p, _ = self._micro(batch, k)
             boxes = evaluation.object_boxes(fg[:, 3])
             loss = 0.0
-            for _ in range(cfg.optim.pretrain_rounds):
-                p = p + gen(bg, geometry.warp_foreground(fg, p))
-                loss = loss + losses.supervised_corner_loss(p, boxes) / cfg.optim.pretrain_rounds
+            for r in range(cfg.optim.pretrain_rounds):
+                with self._autocast():
+                    dp = self.net.generators.update(0, bg, fg, geometry.warp_foreground(fg, p), p)
+                p = p + dp.float()
+                term = self._corner_loss(p, boxes)
+                per_round[r] += term.item() / cfg.optim.grad_accum
+                loss = loss + term / cfg.optim.pretrain_rounds
                 p = p.detach()
             (loss / cfg.optim.grad_accum).backward()
             total += loss.item() / cfg.optim.grad_accum
-        params = list(gen.parameters())
+        params = [q for m in trained for q in m.parameters()]
         self.dist.average(params)
         grad = _grad_norm(params)
+        if not math.isfinite(grad):  # one bad batch must not end the run: skip it, and say so
+            self.opt_g.zero_grad(set_to_none=True)
+            return {"loss_sup": total, "grad_g": grad, "skipped": 1}
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
         self.opt_g.step()
-        return {"loss_sup": total, "grad_g": grad}
+        row = {"loss_sup": total, "grad_g": grad}
+        if len(per_round) > 1:
+            row["loss_rounds"] = [round(v, 6) for v in per_round]
+        return row
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -351,12 +388,13 @@ class Trainer:
         i = stage.warp_index
         if i is not None and i > 1 and self.opt_g_stage != stage.name:
             self.net.generators[i - 1].load_state_dict(self.net.generators[i - 2].state_dict())
+        gens = self.net.generators
         if stage.name == "pretrain":
-            self.opt_g = self._adam(self.net.generators[0].parameters(), cfg.optim.lr_pretrain)
+            self.opt_g = self._g_optimizer(gens.trained_by(1), cfg.optim.lr_pretrain)
         elif stage.name == "end_to_end":
-            self.opt_g = self._adam(self.net.generators.parameters(), cfg.optim.lr_end_to_end or cfg.optim.lr_g)
+            self.opt_g = self._g_optimizer(gens.trained_by(None), cfg.optim.lr_end_to_end or cfg.optim.lr_g)
         elif i is not None:
-            self.opt_g = self._adam(self.net.generators[i - 1].parameters(), cfg.optim.lr_g)
+            self.opt_g = self._g_optimizer(gens.trained_by(i), cfg.optim.lr_g)
         else:
             self.opt_g = None
         self.opt_g_stage = stage.name
@@ -364,6 +402,15 @@ class Trainer:
     def _set_lr(self, stage: Stage) -> float:
         o = self.cfg.optim
         decay = 1.0
+        if stage.name == "pretrain" and o.schedule == "onecycle":
+            t = (self.step - stage.start) / max(stage.steps, 1)
+            if t < o.warmup:
+                decay = (t + 1 / stage.steps) / o.warmup
+            else:
+                cos = 0.5 * (1 + math.cos(math.pi * (t - o.warmup) / max(1 - o.warmup, 1e-9)))
+                decay = o.lr_decay_floor + (1 - o.lr_decay_floor) * cos
+            self.opt_g.param_groups[0]["lr"] = o.lr_pretrain * decay
+            return o.lr_pretrain * decay
         if o.lr_decay_every > 0:
             decay = o.lr_decay_factor ** ((self.step - stage.start) // o.lr_decay_every)
             decay = max(decay, o.lr_decay_floor)
@@ -475,6 +522,8 @@ class Trainer:
     def trained_warps(self) -> int:
         """Generators trained so far (the stage reached)."""
         stage = self.stage_at(max(self.step - 1, 0))
+        if not self.net.generators.sequential_stages:  # one shared block: every iteration is trained
+            return self.cfg.model.warps
         if stage.name in ("pretrain", "d_pretrain"):
             return 1 if stage.name == "pretrain" else 0
         return stage.warp_index or self.cfg.model.warps
@@ -545,9 +594,10 @@ class Trainer:
         """``RUN_DIR/stages/<stage>/``: the generators trained so far, as a model of their own, so that
         one ``stgan eval`` run can compare the stages (the paper's ablation)."""
         k = self.trained_warps()
-        snap = nets.STGAN(k, self.size, discriminator=True)
+        snap = nets.STGAN(k, self.size, discriminator=True, arch=self.cfg.model.arch)
+        sequential = self.net.generators.sequential_stages  # else one shared block, kept whole
         keep = {n: v.detach().cpu() for n, v in self.net.state_dict().items()
-                if not n.startswith("generators.") or int(n.split(".")[1]) < k}
+                if not (sequential and n.startswith("generators.")) or int(n.split(".")[1]) < k}
         snap.load_state_dict(keep)
         folder = self.run_dir / "stages" / stage.name
         card = (f"# {self.cfg.model.name}: snapshot after stage `{stage.name}`\n\n"
@@ -559,16 +609,15 @@ class Trainer:
 
     def _model_config(self, warps: int):
         cfg = self.cfg
-        return modelstore.ModelConfig(
-            name=cfg.model.name, image_size=self.size, warps=warps, domain=cfg.model.domain,
-            discriminator=True,
-            placement=modelstore.Placement(tuple(cfg.model.placement_center), cfg.model.placement_scale),
-            provenance={"data": str(cfg.data.path), "steps": self.total,
-                        "perturbation": {"homography": cfg.perturb.homography,
-                                         "translation": cfg.perturb.translation},
-                        "stages": {s.name: s.steps for s in self.stages}, "seed": cfg.run.seed,
-                        "device": self.device, "refined_from": self.init_note,
-                        "trained": time.strftime("%Y-%m-%d")})
+        provenance = {"data": str(cfg.data.path), "steps": self.total,
+                      "perturbation": {"homography": cfg.perturb.homography, "translation": cfg.perturb.translation},
+                      "stages": {s.name: s.steps for s in self.stages}, "seed": cfg.run.seed,
+                      "device": self.device, "refined_from": self.init_note, "trained": time.strftime("%Y-%m-%d")}
+        if cfg.data.mix:
+            provenance["mix"] = {"folders": [str(f) for f in cfg.data.mix], "share": cfg.data.mix_share}
+        default = cfg.model.default_iterations
+        return dataclasses.replace(cfg.model, warps=warps, discriminator=True, provenance=provenance,
+                                   default_iterations=default if default is not None and default <= warps else None)
 
     def export_model(self) -> Path:
         cfg = self.cfg
@@ -579,6 +628,21 @@ class Trainer:
         modelstore.save(net, mc, folder, report.model_card(mc, cfg, final_eval, self.init_note))
         self.net.to(self.device)
         return folder
+
+
+def _mixed(main: PairedDataset, folders: list, split: str | None, size, share: float):
+    """``main`` and the paired datasets in ``folders`` as one, with sampling weights that give the
+    others ``share`` of each batch together (each in proportion to its size)."""
+    parts = [main]
+    for folder in folders:
+        root = Path(folder)
+        parts.append(PairedDataset.load(root, size, split if split and (root / split).is_dir() else None))
+    extra = sum(len(p) for p in parts[1:])
+    weights = np.concatenate([np.full(len(main), (1 - share) / len(main))] +
+                             [np.full(len(p), share / extra) for p in parts[1:]])
+    merged = PairedDataset(main.root, [f"{p.root}/{n}" for p in parts for n in p.names],
+                           np.concatenate([p.bg for p in parts]), np.concatenate([p.fg for p in parts]))
+    return merged, weights
 
 
 def _grad_norm(params) -> float:
