@@ -1,6 +1,10 @@
 """Training step cost at batch 20, 120x160: a supervised step and a full GAN iteration (2 D steps
 with gradient penalty + 1 G step), on the current device; medians of several steps.
 
+Then every architecture of the registry (``model.arch``): its supervised step as its configs train
+it (the paper's G_1 applied twice, the refiners' block unrolled three times), in float32 and under
+bf16 autocast (``run.precision``), as a ratio against the paper's float32 step.
+
 The same run also times the plain implementation (explicit padding before every "SAME" conv, and
 D run separately on real and fake images), so the ratio shows what the optimisations buy; the maths
 is identical (tests/test_nets.py checks both paths give the same numbers).
@@ -21,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from stgan_cli import nets  # noqa: E402
+from stgan_cli import archs, nets  # noqa: E402
+from stgan_cli.archs import paper  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
 from stgan_cli.training import config as C, losses  # noqa: E402
 from stgan_cli.training.trainer import Trainer  # noqa: E402
@@ -33,8 +38,8 @@ def plain():
     conv_forward, critic_loss = nets.SameConv.forward, losses.critic_loss
 
     def padded(self, x):
-        top, bottom = nets._same_pad(x.shape[-2], 4, self.stride[0]) if self.kernel_size[0] == 4 else (0, 0)
-        left, right = nets._same_pad(x.shape[-1], 4, self.stride[0]) if self.kernel_size[0] == 4 else (0, 0)
+        top, bottom = paper._same_pad(x.shape[-2], 4, self.stride[0]) if self.kernel_size[0] == 4 else (0, 0)
+        left, right = paper._same_pad(x.shape[-1], 4, self.stride[0]) if self.kernel_size[0] == 4 else (0, 0)
         return torch.nn.Conv2d.forward(self, F.pad(x, (left, right, top, bottom)))
 
     def separate(d, real, fake, gp_weight):
@@ -49,10 +54,11 @@ def plain():
         nets.SameConv.forward, losses.critic_loss = conv_forward, critic_loss
 
 
-def time_steps(data: Path, device: str, steps: int, warps: int, channels_last: bool) -> dict:
+def time_steps(data: Path, device: str, steps: int, warps: int, channels_last: bool, extra=()) -> dict:
     cfg = C.load(None, [f"data.path={data}", f"stages.pretrain={steps}", f"stages.warp={steps}", f"model.warps={warps}",
                         "stages.end_to_end=0", f"run.channels_last={channels_last}", "run.eval_every=0",
-                        "run.sample_every=0", "run.checkpoint_every=0", "run.log_every=100000", "data.eval_samples=8"])
+                        "run.sample_every=0", "run.checkpoint_every=0", "run.log_every=100000", "data.eval_samples=8",
+                        *extra])
     trainer = Trainer(cfg, Path(tempfile.mkdtemp()), device, log=lambda *a: None)
     times: dict[str, list[float]] = {}
     for _ in range(trainer.total):
@@ -86,6 +92,18 @@ def main() -> None:
     for label, group, stage in rows:
         a, b = results["plain"][group][stage], results["optimised"][group][stage]
         print(f"{label:32}{a:9.3f}s{b:11.3f}s{a / b:9.2f}x")
+
+    print(f"\nsupervised step per architecture{'fp32':>10}{'bf16':>10}{'vs paper fp32':>15}")
+    base = None
+    for arch in archs.names():
+        rounds = 2 if arch == "paper" else 3
+        row = []
+        for precision in ("fp32", "bf16"):
+            extra = (f"model.arch={arch}", f"optim.pretrain_rounds={rounds}", f"run.precision={precision}",
+                     "stages.d_pretrain=0", "stages.warp=0")
+            row.append(time_steps(tmp, args.device, args.steps, 3, True, extra)["pretrain"])
+        base = base or row[0]
+        print(f"{arch + f' ({rounds} rounds)':32}{row[0]:9.3f}s{row[1]:9.3f}s{row[0] / base:14.2f}x")
 
 
 if __name__ == "__main__":

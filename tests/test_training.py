@@ -353,3 +353,45 @@ def test_starts_mix_truth_rough_boxes_and_sl3_noise(tiny, tmp_path):
 def test_start_shares_are_checked(sets, message):
     with pytest.raises(StganError, match=message):
         C.load(SMOKE, sets + (["stages.pretrain=0"] if "data.kind=unpaired" in sets else []))
+
+
+# --- the refiner and mixed data ----------------------------------------------------------------
+
+REFINER = ["model.arch=refiner", "model.warps=3", "optim.pretrain_rounds=3", "optim.corner_loss=l1",
+           "optim.optimizer=adamw", "optim.weight_decay=1e-4", "optim.schedule=onecycle", "optim.grad_clip=1",
+           "optim.lr_pretrain=1e-3", "stages.d_pretrain=2", "stages.end_to_end=2", "optim.supervised_weight=1"]
+
+
+def test_refiner_schedule_has_no_per_generator_stages():
+    cfg = C.load(SMOKE, REFINER)
+    assert [s.name for s in schedule(cfg)] == ["pretrain", "d_pretrain", "end_to_end"]
+
+
+def test_refiner_run_resumes_and_writes_its_arch(tiny, tmp_path):
+    """A refiner run (supervised, critic, end to end) stopped and resumed equals one straight run, and
+    its model folder loads as a refiner."""
+    sets = [f"data.path={tiny}", *REFINER, "stages.pretrain=6"]
+    straight = Trainer(C.load(SMOKE, sets), tmp_path / "a", "cpu", log=lambda *a: None).run()
+    t = Trainer(C.load(SMOKE, sets), tmp_path / "b", "cpu", log=lambda *a: None)
+    assert t.run(stop_after=4) is None
+    resumed = Trainer(C.load(tmp_path / "b" / "config.yaml"), tmp_path / "b", "cpu", resume=True,
+                      log=lambda *a: None).run()
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert modelstore.read_config(straight).arch == "refiner"
+    rows = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if r.get("stage") == "pretrain" and "lr" in r]
+    lrs = [r["lr"] for r in steps]
+    assert max(lrs) == pytest.approx(1e-3, rel=0.2) and lrs[-1] < max(lrs)  # one cycle: up, then down
+    assert all(len(r["loss_rounds"]) == 3 for r in steps)
+
+
+def test_data_mix_draws_its_share(tiny, tmp_path):
+    other = tmp_path / "other"
+    si.generate(other, 8, seed=5, size=(48, 64), split=1.0, workers=1)
+    t = quiet_trainer(tmp_path / "run", f"data.mix=[{other}]", "data.mix_share=0.25", data=tiny)
+    n_main = len(t.data) - 8
+    picks = t.rng.choice(t.shard, 4000, p=t.weights)
+    assert (picks >= n_main).mean() == pytest.approx(0.25, abs=0.03)
+    with pytest.raises(StganError, match="mix_share"):
+        C.load(SMOKE, [f"data.path={tiny}", "data.mix_share=1.5"])

@@ -119,15 +119,16 @@ def _roi(features: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
 class UpdateBlock(nn.Module):
     """``(bg, warped fg, current corners) -> corner offsets`` (B, 4, 2), canonical units."""
 
-    def __init__(self, widths=(32, 64, 128)):
+    def __init__(self, widths=(32, 64, 128), roi: bool = True):
         super().__init__()
         w1, w2, w3 = widths
         self.stem = nn.Sequential(_ConvGN(IN_CHANNELS, w1, 2), _ConvGN(w1, w2, 2), _ConvGN(w2, w2))  # 1/4
         self.down = nn.Sequential(_ConvGN(w2, w3, 2), _ConvGN(w3, w3))  # 1/8
         self.keys4 = nn.Conv2d(w2, KEYPOINTS, 1)
         self.keys8 = nn.Conv2d(w3, KEYPOINTS, 1)
-        self.roi = nn.Sequential(nn.Conv2d(w2, ROI_CHANNELS, 1), nn.ReLU(inplace=True))
-        self.mlp = nn.Sequential(nn.Linear(4 * KEYPOINTS + w3 + 8 + ROI_CHANNELS * ROI * ROI, 256), nn.ReLU(inplace=True),
+        self.roi = nn.Sequential(nn.Conv2d(w2, ROI_CHANNELS, 1), nn.ReLU(inplace=True)) if roi else None
+        roi_features = ROI_CHANNELS * ROI * ROI if roi else 0
+        self.mlp = nn.Sequential(nn.Linear(4 * KEYPOINTS + w3 + 8 + roi_features, 256), nn.ReLU(inplace=True),
                                  nn.Linear(256, 256), nn.ReLU(inplace=True))
         self.out = nn.Linear(256, 8)
         # An untrained block moves nothing: the identity warp, as the paper's generators start.
@@ -137,8 +138,9 @@ class UpdateBlock(nn.Module):
     def forward(self, bg: torch.Tensor, warped: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
         f4 = self.stem(torch.cat([bg, warped], 1))
         f8 = self.down(f4)
-        parts = [_soft_argmax(self.keys4(f4)), _soft_argmax(self.keys8(f8)), f8.mean((2, 3)), corners.flatten(1),
-                 _roi(self.roi(f4), corners).flatten(1)]
+        parts = [_soft_argmax(self.keys4(f4)), _soft_argmax(self.keys8(f8)), f8.mean((2, 3)), corners.flatten(1)]
+        if self.roi is not None:
+            parts.append(_roi(self.roi(f4), corners).flatten(1))
         feats = torch.cat([t.to(corners.dtype) for t in parts], 1)
         # Outputs of order 1 mean offsets of a tenth of the frame: the scale of the perturbations.
         # No move beyond half the frame: a wild early prediction would fold the box over itself,
@@ -151,11 +153,12 @@ class Refiner(nn.Module):
     """One :class:`UpdateBlock` applied ``warps`` times."""
 
     sequential_stages = False  # one block: no per-generator stages
+    roi = True
 
     def __init__(self, warps: int, image_size: tuple[int, int]):
         super().__init__()
         self.warps = warps
-        self.block = UpdateBlock()
+        self.block = UpdateBlock(roi=self.roi)
         # Computed here, outside any export trace; not saved (it is the same for every model).
         self.register_buffer("jinv", box_jacobian_inverse().float(), persistent=False)
 
@@ -183,3 +186,11 @@ class Refiner(nn.Module):
 
     def trained_by(self, stage_index: int | None) -> list[nn.Module]:
         return [self.block]
+
+
+@register("refiner-global")
+class GlobalRefiner(Refiner):
+    """The refiner without features in the object's frame (keypoints and pooled features only): the
+    ablation's row that shows what that frame is worth."""
+
+    roi = False

@@ -403,9 +403,10 @@ class Trainer:
         o = self.cfg.optim
         decay = 1.0
         if stage.name == "pretrain" and o.schedule == "onecycle":
-            t = (self.step - stage.start) / max(stage.steps, 1)
-            if t < o.warmup:
-                decay = (t + 1 / stage.steps) / o.warmup
+            k, warm = self.step - stage.start, max(1, round(o.warmup * stage.steps))
+            t = k / max(stage.steps, 1)
+            if k < warm:
+                decay = (k + 1) / warm
             else:
                 cos = 0.5 * (1 + math.cos(math.pi * (t - o.warmup) / max(1 - o.warmup, 1e-9)))
                 decay = o.lr_decay_floor + (1 - o.lr_decay_floor) * cos
