@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from . import atomic, geometry, modelstore
+from .geometry import expm_series  # noqa: F401  (the exports' exponential, named here as before)
 from .errors import StganError
 
 # An export must put the object's corners where PyTorch puts them, within this many pixels of the
@@ -52,20 +53,6 @@ FORMATS = {
 }
 
 CARD_HEADER = "---\nlibrary_name: stgan\ntags: [image-compositing, st-gan, spatial-transformer]\nlicense: mit\n---\n"
-
-
-def expm_series(a: torch.Tensor, squarings: int = 6, terms: int = 10) -> torch.Tensor:
-    """``expm`` of ``(..., 3, 3)`` by a fixed scaling and squaring of a Taylor series: only matmuls,
-    so it exports to any runtime.  Matches ``matrix_exp`` to ~1e-7 for norms up to a few units."""
-    a = a / (2 ** squarings)
-    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(a)
-    out, term = eye, eye
-    for k in range(1, terms + 1):
-        term = term @ a / k
-        out = out + term
-    for _ in range(squarings):
-        out = out @ out
-    return out
 
 
 class Predictor(nn.Module):
