@@ -34,9 +34,10 @@ def box_points(boxes: torch.Tensor) -> torch.Tensor:
                         torch.stack([x2, y2], 1), torch.stack([x1, y2], 1)], 1)
 
 
-def displayed(points: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Where the canvas points ``(B, K, 2)`` appear after the warp ``p`` (B, 8)."""
-    m = geometry.warp_matrix(-p)
+def displayed(points: torch.Tensor, p: torch.Tensor, expm=None) -> torch.Tensor:
+    """Where the canvas points ``(B, K, 2)`` appear after the warp ``p`` (B, 8); ``expm``: the matrix
+    exponential (default: the exact one)."""
+    m = (expm or torch.linalg.matrix_exp)(geometry.sl3_matrix(-p))
     hom = torch.cat([points, torch.ones_like(points[..., :1])], -1) @ m.transpose(1, 2)
     return hom[..., :2] / hom[..., 2:3]
 

@@ -56,20 +56,18 @@ CARD_HEADER = "---\nlibrary_name: stgan\ntags: [image-compositing, st-gan, spati
 
 
 class Predictor(nn.Module):
-    """The model's iterative loop (:meth:`stgan_cli.nets.STGAN.forward`) for its first ``iterations``
-    updates (the model's default), with the series exponential, as one exportable module."""
+    """The model's iterative loop (:func:`stgan_cli.nets.iterate`) for its first ``iterations``
+    updates (the model's default), with the series exponential, as one exportable module: the
+    generators only, no discriminator."""
 
     def __init__(self, net, iterations: int | None = None):
-        import copy
-
         super().__init__()
-        core = copy.copy(net)  # the same generators without the discriminator, which exports need not carry
-        core._modules = dict(net._modules)
-        core.discriminator = None
-        self.net, self.iterations = core, iterations
+        self.generators, self.iterations = net.generators, iterations
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor):
-        pred = self.net(bg, fg, p0, iterations=self.iterations, expm=expm_series)
+        from . import nets
+
+        pred = nets.iterate(self.generators, bg, fg, p0, self.iterations, expm=expm_series)
         return torch.stack(pred.params, 1), expm_series(geometry.sl3_matrix(pred.params[-1]))
 
 

@@ -49,8 +49,7 @@ class STGAN(nn.Module):
     """A warp predictor (``generators``, of architecture ``arch``) applied ``iterations`` times, and
     an optional ``discriminator`` (realism scores).
 
-    :meth:`forward` is the one iterative loop of the project: inference, evaluation, training and
-    export all run it (export with a series for the matrix exponential)."""
+    :meth:`forward` runs :func:`iterate`, the one iterative loop of the project."""
 
     def __init__(self, warps: int = 5, image_size: tuple[int, int] = (120, 160), discriminator: bool = True,
                  arch: str = archs.DEFAULT):
@@ -65,29 +64,34 @@ class STGAN(nn.Module):
         return self.generators.iterations
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
-                iterations: int | None = None, limit=None, expm=None, train_from: int | None = None,
-                detach: bool = False) -> Prediction:
-        """Run ``iterations`` updates (all by default) on ``bg`` (B, 3, H, W) and the premultiplied
-        foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
+                iterations: int | None = None, limit=None, expm=None, train_from: int | None = None) -> Prediction:
+        """:func:`iterate` with this model's generators."""
+        return iterate(self.generators, bg, fg, p0, iterations, limit, expm, train_from)
 
-        ``limit`` (a :class:`~stgan_cli.trust_region.TrustRegion`, inference only) shortens any
-        update that would take the object outside it.  ``expm``: the matrix exponential (default
-        ``torch.linalg.matrix_exp``; exports pass a series).  Training: updates before ``train_from``
-        (1-based) run without gradients, and ``detach`` cuts the gradient between iterations."""
-        n = self.warps if iterations is None else iterations
-        if not 0 <= n <= self.warps:
-            raise ValueError(f"iterations must be in 0..{self.warps}, got {n}")
-        expm = expm or torch.linalg.matrix_exp
-        warp = lambda p: geometry.warp_image(fg, expm(geometry.sl3_matrix(p)))
-        p = bg.new_zeros(bg.shape[0], 8) if p0 is None else p0
-        params, warped = [p], [warp(p)]
-        if limit is not None:
-            limit.start(fg, p)
-        for i in range(n):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and (train_from is None or i + 1 >= train_from)):
-                source = p.detach() if detach else p
-                dp = self.generators.update(i, bg, fg, warped[-1].detach() if detach else warped[-1], source, expm)
-                p = geometry.compose(source, dp) if limit is None else limit(source, dp)
-            params.append(p)
-            warped.append(warp(p))
-        return Prediction(params, warped)
+
+def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
+            iterations: int | None = None, limit=None, expm=None, train_from: int | None = None) -> Prediction:
+    """The project's one iterative loop (inference, evaluation, training and export): ``iterations``
+    updates of ``generators`` (all by default) on ``bg`` (B, 3, H, W) and the premultiplied
+    foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
+
+    ``limit`` (a :class:`~stgan_cli.trust_region.TrustRegion`, inference only) shortens any update
+    that would take the object outside it.  ``expm``: the matrix exponential (default
+    ``torch.linalg.matrix_exp``; exports pass a series).  Training: updates before ``train_from``
+    (1-based) run without gradients."""
+    n = generators.iterations if iterations is None else iterations
+    if not 0 <= n <= generators.iterations:
+        raise ValueError(f"iterations must be in 0..{generators.iterations}, got {n}")
+    expm = expm or torch.linalg.matrix_exp
+    warp = lambda p: geometry.warp_image(fg, expm(geometry.sl3_matrix(p)))
+    p = bg.new_zeros(bg.shape[0], 8) if p0 is None else p0
+    params, warped = [p], [warp(p)]
+    if limit is not None:
+        limit.start(fg, p)
+    for i in range(n):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (train_from is None or i + 1 >= train_from)):
+            dp = generators.update(i, bg, fg, warped[-1], p, expm)
+            p = geometry.compose(p, dp) if limit is None else limit(p, dp)
+        params.append(p)
+        warped.append(warp(p))
+    return Prediction(params, warped)

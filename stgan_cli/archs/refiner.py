@@ -74,11 +74,10 @@ def canvas_corners(fg: torch.Tensor) -> torch.Tensor:
     return evaluation.box_points(evaluation.object_boxes(fg[:, 3])).clamp(-1.0, 1.0)
 
 
-def displayed(pts: torch.Tensor, p: torch.Tensor, expm=None) -> torch.Tensor:
-    """Where canvas points (B, K, 2) show after the warp ``p``, with the given matrix exponential."""
-    m = (expm or torch.linalg.matrix_exp)(geometry.sl3_matrix(-p))
-    hom = torch.cat([pts, torch.ones_like(pts[..., :1])], -1) @ m.transpose(1, 2)
-    return hom[..., :2] / hom[..., 2:3]
+def _box(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and half-sizes (B, 2) of the box around ``corners`` (B, 4, 2)."""
+    lo, hi = corners.amin(1), corners.amax(1)
+    return (lo + hi) / 2, ((hi - lo) / 2).clamp(min=MIN_HALF_SIZE)
 
 
 def _coords(x: torch.Tensor) -> torch.Tensor:
@@ -107,8 +106,8 @@ def _soft_argmax(logits: torch.Tensor) -> torch.Tensor:
 def _roi(features: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
     """``features`` (B, C, h, w) sampled on a ROI x ROI grid over the box of ``corners`` (B, 4, 2)
     grown CONTEXT times about its centre: (B, C, ROI, ROI)."""
-    lo, hi = corners.amin(1), corners.amax(1)
-    center, half = (lo + hi) / 2, ((hi - lo) / 2).clamp(min=MIN_HALF_SIZE) * CONTEXT
+    center, half = _box(corners)
+    half = half * CONTEXT
     steps = (torch.arange(ROI, device=corners.device, dtype=corners.dtype) + 0.5) / ROI * 2 - 1
     gy, gx = torch.meshgrid(steps, steps, indexing="ij")
     unit = torch.stack([gx, gy], -1)  # (ROI, ROI, 2)
@@ -172,16 +171,15 @@ class Refiner(nn.Module):
         exact = torch.autocast(p.device.type, enabled=False)
         with torch.no_grad(), exact:  # the box only sets the frame of the update: no gradient through it
             pts = canvas_corners(fg).to(p.dtype)
-            corners = displayed(pts, p.detach(), expm)
-            lo, hi = corners.amin(1), corners.amax(1)
-            center, half = (lo + hi) / 2, ((hi - lo) / 2).clamp(min=MIN_HALF_SIZE)
+            corners = evaluation.displayed(pts, p.detach(), expm)
+            center, half = _box(corners)
         offsets = self.block(bg, warped, corners)
         with exact:
             target = corners + offsets.to(p.dtype)
             jinv = self.jinv.to(p.dtype)
             dp = corner_update(target - corners, center, half, jinv)
             for _ in range(NEWTON_STEPS):  # quasi-Newton, the box's Jacobian standing in for the exact one
-                dp = dp + corner_update(target - displayed(pts, p + dp, expm), center, half, jinv)
+                dp = dp + corner_update(target - evaluation.displayed(pts, p + dp, expm), center, half, jinv)
         return dp
 
     def trained_by(self, stage_index: int | None) -> list[nn.Module]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import atomic, evaluation, geometry, modelstore, nets
+from .. import archs, atomic, evaluation, geometry, modelstore, nets
 from ..data import perturb
 from ..data.datasets import GlassesEvalSet, PairedDataset, UnpairedDataset
 from ..errors import StganError
@@ -46,8 +46,6 @@ class Stage:
 def schedule(cfg) -> list[Stage]:
     s = cfg.stages
     plan = [("pretrain", s.pretrain), ("d_pretrain", s.d_pretrain)]
-    from .. import archs
-
     if archs.get(cfg.model.arch).sequential_stages:  # one stage per generator; a shared block has none
         plan += [(f"warp{i}", s.warp) for i in range(1, cfg.model.warps + 1)]
     plan += [("end_to_end", s.end_to_end)]
@@ -251,8 +249,8 @@ class Trainer:
         """Run updates 1..upto; those before ``train_from`` (1-based) run without gradients.
         Returns the final composite, the updates of the trained iterations and the warp after each."""
         pred = self.net(bg, fg, p0, iterations=upto, train_from=train_from)
-        ps = pred.params[max(train_from, 1):]
-        dps = [b - a for a, b in zip(pred.params[max(train_from, 1) - 1:], ps)]
+        ps = pred.params[train_from:]
+        dps = [b - a for a, b in zip(pred.params[train_from - 1:], ps)]
         return geometry.composite(bg, pred.warped[-1]), dps, ps
 
     def _micro(self, tensors, k):
