@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stgan_cli import archs, evaluation, export, geometry, modelstore, nets
-from stgan_cli.archs import refiner
+from stgan_cli.archs import crop, refiner
 from stgan_cli.errors import StganError
 
 from conftest import random_model
@@ -67,9 +67,13 @@ def test_corner_update_gradients():
     assert torch.autograd.gradcheck(lambda o: refiner.corner_update(o, center, half, jinv), (offsets,))
 
 
-def test_untrained_refiner_is_identity_and_trains():
+REFINERS = ["refiner", "refiner-global", "refiner-crop"]
+
+
+@pytest.mark.parametrize("arch", REFINERS)
+def test_untrained_refiner_is_identity_and_trains(arch):
     torch.manual_seed(0)
-    net = nets.STGAN(3, (120, 160), discriminator=False, arch="refiner")
+    net = nets.STGAN(3, (120, 160), discriminator=False, arch=arch)
     bg, fg = torch.rand(2, 3, 120, 160), torch.zeros(2, 4, 120, 160)
     fg[:, :, 40:80, 50:110] = 0.7
     p0 = torch.randn(2, 8) * 0.05
@@ -79,8 +83,9 @@ def test_untrained_refiner_is_identity_and_trains():
     assert net.generators.block.out.weight.grad.abs().sum() > 0
 
 
-def test_empty_canvas_does_not_break_the_update():
-    net = nets.STGAN(2, (60, 80), discriminator=False, arch="refiner")
+@pytest.mark.parametrize("arch", REFINERS)
+def test_empty_canvas_does_not_break_the_update(arch):
+    net = nets.STGAN(2, (60, 80), discriminator=False, arch=arch)
     torch.nn.init.normal_(net.generators.block.out.weight, std=0.1)
     pred = net(torch.rand(1, 3, 60, 80), torch.zeros(1, 4, 60, 80))
     assert torch.isfinite(pred.params[-1]).all()
@@ -99,10 +104,11 @@ def test_refiner_model_folder_round_trip(tmp_path):
         modelstore.load(str(folder))
 
 
-def test_export_predictor_matches_the_model():
+@pytest.mark.parametrize("arch", REFINERS)
+def test_export_predictor_matches_the_model(arch):
     """The exportable loop (series exponential) is the model's own loop: same corners."""
     torch.manual_seed(0)
-    net = nets.STGAN(3, (120, 160), discriminator=True, arch="refiner").eval()
+    net = nets.STGAN(3, (120, 160), discriminator=True, arch=arch).eval()
     torch.nn.init.normal_(net.generators.block.out.weight, std=1e-2)
     inputs = export.example_inputs((120, 160))
     pred = export.Predictor(net, 3)
@@ -111,3 +117,21 @@ def test_export_predictor_matches_the_model():
         got = pred(*inputs)
     expected = export.reference(net, *inputs, iterations=3)
     assert export.corner_distance(got, expected, inputs, (120, 160)) < export.TOLERANCE_PX
+
+
+def test_crop_window_samples_like_opencv():
+    """The crop refiner's window is an affine resampling of the frame: OpenCV's warpAffine with the
+    same map (pixel centres, bilinear, zeros outside) gives the same pixels."""
+    rng = np.random.default_rng(0)
+    img = rng.random((60, 80, 3))
+    center, half = torch.tensor([[0.1, -0.2]], dtype=torch.float64), torch.tensor([[0.3, 0.45]], dtype=torch.float64)
+    got = crop.window(torch.from_numpy(img).permute(2, 0, 1)[None], center, half, size=16)[0].permute(1, 2, 0).numpy()
+    # window pixel (u, v) -> canonical center + half * ((u + 0.5) / 8 - 1) -> frame pixel
+    pix_from_canon = geometry.pixel_from_canon((60, 80))
+    canon_from_win = np.array([[half[0, 0] / 8, 0, center[0, 0] + half[0, 0] * (0.5 / 8 - 1)],
+                               [0, half[0, 1] / 8, center[0, 1] + half[0, 1] * (0.5 / 8 - 1)], [0, 0, 1]])
+    frame_from_win = (pix_from_canon @ canon_from_win)[:2]
+    expected = cv2.warpAffine(img, frame_from_win, (16, 16), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inner = (slice(2, -2), slice(2, -2))  # OpenCV and grid_sample blend the border pixel differently
+    assert np.abs(got[inner] - expected[inner]).max() < 1e-6

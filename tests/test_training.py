@@ -202,7 +202,7 @@ def test_unpaired_run_with_history(tmp_path):
     t = quiet_trainer(tmp_path / "run", "data.kind=unpaired", "model.image_size=[48, 48]", "stages.pretrain=0",
                       "perturb.background=0.1", "optim.history=4", data=root)
     assert t.run() is not None
-    assert len(t.history) == 4
+    assert len(t.history.items) == 4
 
 
 def test_real_images_pass_through_the_same_resampling_as_fakes(tiny, tmp_path):
@@ -210,8 +210,8 @@ def test_real_images_pass_through_the_same_resampling_as_fakes(tiny, tmp_path):
     does not tell real from fake; the object moves by well under a pixel."""
     plain = quiet_trainer(tmp_path / "a", data=tiny)
     jittered = quiet_trainer(tmp_path / "b", "perturb.real_jitter=0.004", data=tiny)
-    bg, fg, p0, real = plain.batch(8)
-    bg2, fg2, p02, real2 = jittered.batch(8)
+    bg, fg, p0, real = plain.batches.train(8)
+    bg2, fg2, p02, real2 = jittered.batches.train(8)
     assert torch.equal(bg, bg2) and torch.equal(fg, fg2) and torch.equal(p0, p02)  # same draws before
     assert torch.equal(real, geometry.composite(bg, fg))
     moved = (real2 - real).abs()
@@ -245,8 +245,8 @@ def test_supervised_anchor_in_the_adversarial_stages(tiny, tmp_path):
     assert "loss_sup" in row_a and "loss_sup" not in row_b
     gen = t.net.generators[0]
     gen.zero_grad()
-    t.rng = np.random.default_rng([t.cfg.run.seed, 0])  # the same batch again
-    bg, fg, p0, _ = t.batch(t.cfg.optim.batch_size)
+    t.batches.rng = np.random.default_rng([t.cfg.run.seed, 0])  # the same batch again
+    bg, fg, p0, _ = t.batches.train(t.cfg.optim.batch_size)
     p = p0 + gen(bg, geometry.warp_foreground(fg, p0))
     (w * losses.supervised_corner_loss(p, evaluation.object_boxes(fg[:, 3]))).backward()
     for a, b, g in zip(anchored, plain, gen.parameters()):
@@ -275,8 +275,8 @@ def test_supervised_anchor_end_to_end_covers_every_iterate(tiny, tmp_path):
     plain, t = grads("b")
     gens = t.net.generators
     gens.zero_grad()
-    t.rng = np.random.default_rng([t.cfg.run.seed, 0])
-    bg, fg, p0, _ = t.batch(t.cfg.optim.batch_size)
+    t.batches.rng = np.random.default_rng([t.cfg.run.seed, 0])
+    bg, fg, p0, _ = t.batches.train(t.cfg.optim.batch_size)
     boxes = evaluation.object_boxes(fg[:, 3])
     p1 = p0 + gens[0](bg, geometry.warp_foreground(fg, p0))
     p2 = p1 + gens[1](bg, geometry.warp_foreground(fg, p1))
@@ -310,7 +310,7 @@ def test_supervised_pretraining_halves_the_corner_error(tmp_path):
     after = t.evaluate()["corner_error"][1]
     assert after <= 0.5 * before, (before, after)
     # trained on its own residuals, G_1 applied a second time improves the placement again
-    bg, fg, p0 = t._eval_batch(64)
+    bg, fg, p0 = t.batches.held_out(64)
     gen = t.net.generators[0].eval()
     with torch.no_grad():
         p1 = p0 + gen(bg, geometry.warp_foreground(fg, p0))
@@ -332,18 +332,18 @@ def test_distributed_two_cpu_processes_stay_in_sync(tiny, tmp_path):
 
 def test_starts_mix_truth_rough_boxes_and_sl3_noise(tiny, tmp_path):
     t = quiet_trainer(tmp_path / "a", "perturb.truth_share=1.0", data=tiny)
-    assert torch.count_nonzero(t.batch(8)[2]) == 0  # every sample starts at the truth
+    assert torch.count_nonzero(t.batches.train(8)[2]) == 0  # every sample starts at the truth
     t = quiet_trainer(tmp_path / "b", "perturb.box_share=1.0", "perturb.homography=0.5", data=tiny)
-    p0 = t.batch(64)[2]
+    p0 = t.batches.train(64)[2]
     assert torch.count_nonzero(p0[:, [1, 3, 5, 7]]) == 0 and p0[:, 0].abs().max() < 0.5  # no shear: a box
     t = quiet_trainer(tmp_path / "c", "perturb.truth_share=0.25", "perturb.box_share=0.25", data=tiny)
-    p0 = t.batch(400)[2]
+    p0 = t.batches.train(400)[2]
     zero = (p0 == 0).all(1).float().mean()
     boxlike = ((p0[:, [1, 3, 5, 7]] == 0).all(1) & ~(p0 == 0).all(1)).float().mean()
     assert 0.18 < zero < 0.32 and 0.18 < boxlike < 0.32
     # off by default: the same draws as before the option existed
     a, b = quiet_trainer(tmp_path / "d", data=tiny), quiet_trainer(tmp_path / "e", "perturb.box_std=0.5", data=tiny)
-    assert torch.equal(a.batch(8)[2], b.batch(8)[2])
+    assert torch.equal(a.batches.train(8)[2], b.batches.train(8)[2])
 
 
 @pytest.mark.parametrize("sets,message", [
@@ -390,8 +390,8 @@ def test_data_mix_draws_its_share(tiny, tmp_path):
     other = tmp_path / "other"
     si.generate(other, 8, seed=5, size=(48, 64), split=1.0, workers=1)
     t = quiet_trainer(tmp_path / "run", f"data.mix=[{other}]", "data.mix_share=0.25", data=tiny)
-    n_main = len(t.data) - 8
-    picks = t.rng.choice(t.shard, 4000, p=t.weights)
+    n_main = len(t.batches.data) - 8
+    picks = t.batches.rng.choice(t.batches.shard, 4000, p=t.batches.weights)
     assert (picks >= n_main).mean() == pytest.approx(0.25, abs=0.03)
     with pytest.raises(StganError, match="mix_share"):
         C.load(SMOKE, [f"data.path={tiny}", "data.mix_share=1.5"])

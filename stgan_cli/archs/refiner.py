@@ -157,9 +157,12 @@ class Refiner(nn.Module):
     def __init__(self, warps: int, image_size: tuple[int, int]):
         super().__init__()
         self.warps = warps
-        self.block = UpdateBlock(roi=self.roi)
+        self.block = self.make_block()
         # Computed here, outside any export trace; not saved (it is the same for every model).
         self.register_buffer("jinv", box_jacobian_inverse().float(), persistent=False)
+
+    def make_block(self) -> nn.Module:
+        return UpdateBlock(roi=self.roi)
 
     @property
     def iterations(self) -> int:
