@@ -49,14 +49,17 @@ def to_pixels(canon_offsets: torch.Tensor, size) -> torch.Tensor:
 
 def placement_errors(p: torch.Tensor, boxes: torch.Tensor, size) -> dict:
     """Per sample, in pixels: the mean corner distance (``corner_error``), the same after removing
-    the mean displacement (``shape_error``: perspective and scale alone), and the mean displacement's
-    horizontal and vertical parts (``x_error``, ``y_error``)."""
+    the mean displacement (``shape_error``: perspective and scale alone), the mean displacement's
+    horizontal and vertical parts (``x_error``, ``y_error``), and the corner error of the box's two
+    top and two bottom corners (``top_error``, ``base_error``: where an object stands is better
+    determined by a picture than how tall it is)."""
     pts = box_points(boxes)
     delta = to_pixels(displayed(pts, p) - pts, size)
     mean = delta.mean(1)
-    return {"corner_error": delta.norm(dim=-1).mean(1),
-            "shape_error": (delta - mean[:, None]).norm(dim=-1).mean(1),
-            "x_error": mean[:, 0].abs(), "y_error": mean[:, 1].abs()}
+    dist = delta.norm(dim=-1)
+    return {"corner_error": dist.mean(1), "shape_error": (delta - mean[:, None]).norm(dim=-1).mean(1),
+            "x_error": mean[:, 0].abs(), "y_error": mean[:, 1].abs(),
+            "top_error": dist[:, :2].mean(1), "base_error": dist[:, 2:].mean(1)}
 
 
 def mask_iou(alpha_a: torch.Tensor, alpha_b: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -82,7 +85,8 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
     """Per-iteration, per-sample metrics of a prediction on canvases ``fg`` at their true pose:
     each value is a ``(K + 1, B)`` tensor (initial first)."""
     boxes = object_boxes(fg[:, 3])
-    out = {"corner_error": [], "shape_error": [], "x_error": [], "y_error": [], "iou": []}
+    out = {"corner_error": [], "shape_error": [], "x_error": [], "y_error": [], "top_error": [], "base_error": [],
+           "iou": []}
     if discriminator is not None:
         out["realism"] = []
     if eyes is not None:

@@ -2,10 +2,11 @@ import json
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import evaluation
+from stgan_cli import evaluation, geometry
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 
@@ -34,6 +35,7 @@ def test_pure_translation_of_k_pixels(k):
     assert e["corner_error"].item() == pytest.approx(k, rel=1e-5)
     assert e["shape_error"].item() == pytest.approx(0, abs=1e-5)
     assert e["x_error"].item() == pytest.approx(k, rel=1e-5) and e["y_error"].item() == pytest.approx(0, abs=1e-6)
+    assert e["top_error"].item() == pytest.approx(k, rel=1e-5) and e["base_error"].item() == pytest.approx(k, rel=1e-5)
 
 
 def test_identical_masks_and_disjoint_masks():
@@ -131,3 +133,17 @@ def test_truth_preferred_counts_scenes_where_the_critic_ranks_the_truth_higher()
     out = evaluation.evaluate_batches(net, _OneBox(), [0, 1, 2, 3], p0, SIZE)
     assert out["per_sample"]["truth_preferred"].tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
     assert out["means"]["truth_preferred"] == [0.5, 0.5] and "truth_preferred" not in out["medians"]
+
+
+def test_stretching_about_the_base_moves_only_the_top():
+    """An object made 10 % taller about its bottom edge: the two bottom corners stay, the top ones
+    move by a tenth of its height; the corner error is their mean."""
+    boxes = evaluation.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    x1, y1, x2, y2 = boxes[0].tolist()
+    shown = torch.tensor([[1.0, 0, 0], [0, 1.1, -0.1 * y2], [0, 0, 1]], dtype=torch.float64)  # y -> y2 + 1.1 (y - y2)
+    a = torch.from_numpy(scipy.linalg.logm(shown.numpy() / np.cbrt(np.linalg.det(shown.numpy()))).real)
+    p = geometry.sl3_params(-a[None])  # the canvas is shown by expm(-A(p))
+    e = evaluation.placement_errors(p.float(), boxes, SIZE)
+    height_px = (y2 - y1) * SIZE[0] / 2
+    assert e["base_error"].item() == pytest.approx(0, abs=0.05 * height_px * 0.1)
+    assert e["top_error"].item() == pytest.approx(0.1 * height_px, rel=0.05)

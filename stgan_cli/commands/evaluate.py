@@ -217,8 +217,8 @@ def _console():
 
 def _markdown(summaries: list[dict]) -> str:
     """One model: a row per iteration. Several: identity, then each model's final placement."""
-    head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | mask IoU | realism (D) "
-            "| D prefers truth |", "|---|---|---|---|---|---|---|"]
+    head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | top / base corners (px) "
+            "| mask IoU | realism (D) | D prefers truth |", "|---|---|---|---|---|---|---|---|"]
 
     def row(label, s, i):
         realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
@@ -228,7 +228,7 @@ def _markdown(summaries: list[dict]) -> str:
     if len(summaries) == 1:
         lines = head + [row("initial" if i == 0 else f"after G{i}", first, i) for i in range(len(first["corner_error"]))]
         if first.get("realism_truth"):
-            lines.append(f"| truth | 0 | 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} | - |")
+            lines.append(f"| truth | 0 | 0 | 0 / 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} | - |")
         return "\n".join(lines)
     lines = head + [row("identity (no correction)", dict(first, realism=None, truth_preferred=None), 0)]
     lines += [row(f"{s['label']} ({s['warps']} G)", s, -1) for s in summaries]
@@ -236,9 +236,10 @@ def _markdown(summaries: list[dict]) -> str:
 
 
 def _cells(s: dict, i: int, pct: str = "") -> list[str]:
-    """Corner (with % of diagonal), shape, x / y and IoU of summary ``s`` after iteration ``i``."""
+    """Corner (with % of diagonal), shape, x / y, top / base and IoU of summary ``s`` after iteration ``i``."""
     return [f"{s['corner_error'][i]:.2f} ({s['corner_error_pct'][i]:.1f}{pct})", f"{s['shape_error'][i]:.2f}",
-            f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f}", f"{s['iou'][i]:.3f}"]
+            f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f}", f"{s['top_error'][i]:.2f} / {s['base_error'][i]:.2f}",
+            f"{s['iou'][i]:.3f}"]
 
 
 def _preferred(s: dict, i: int) -> str:
@@ -249,7 +250,7 @@ def _comparison(summaries: list[dict], n: int) -> None:
     from rich.table import Table
 
     table = Table(title=f"final placement error over {n} samples, same perturbations (pixels at the model size)")
-    for col in ("model", "G", "corner (% diag)", "shape", "x / y", "IoU", "worse step"):
+    for col in ("model", "G", "corner (% diag)", "shape", "x / y", "top / base", "IoU", "worse step"):
         table.add_column(col, justify="right")
     table.add_row("identity", "0", *_cells(summaries[0], 0), "-")
     for s in summaries:
@@ -265,7 +266,7 @@ def _table(result: dict, warps: int) -> None:
     table = Table(title=f"placement error over {result['n']} samples (pixels at the model size)")
     m, med = result["means"], result["medians"]
     columns = ["", "corner err (mean / median, % of diagonal)", "shape err (mean / median)", "x / y err (mean)",
-               "IoU (mean)", "realism (D)", "D prefers truth"]
+               "top / base corners (mean)", "IoU (mean)", "realism (D)", "D prefers truth"]
     if "lens_error" in m:
         columns.append("lens err / eye dist (mean / median)")
     for col in columns:
@@ -275,11 +276,12 @@ def _table(result: dict, warps: int) -> None:
         realism = f"{m['realism'][i]:.3f}" if m.get("realism") else "-"
         row = [label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f} ({m['corner_error_pct'][i]:.1f} %)",
                f"{m['shape_error'][i]:.2f} / {med['shape_error'][i]:.2f}",
-               f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['iou'][i]:.3f}", realism, _preferred(m, i)]
+               f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['top_error'][i]:.2f} / {m['base_error'][i]:.2f}",
+               f"{m['iou'][i]:.3f}", realism, _preferred(m, i)]
         if "lens_error" in m:
             row.append(f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}")
         table.add_row(*row)
     if m.get("realism_truth"):
-        table.add_row("truth", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", "-",
+        table.add_row("truth", "0", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", "-",
                       *(["0"] if "lens_error" in m else []))
     _console().print(table)
