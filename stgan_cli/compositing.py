@@ -198,6 +198,11 @@ def _to_dtype(values: np.ndarray, dtype) -> np.ndarray:
     return np.clip(values * top + 0.5, 0, top).astype(dtype)
 
 
+def over(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Premultiplied ``fg`` (float RGBA, ``(..., 4)``) over an opaque ``bg`` (float RGB)."""
+    return fg[..., :3] + bg * (1 - fg[..., 3:4])
+
+
 def composite(bg: np.ndarray, cutout: Cutout, bg_from_fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Warp the cut-out by ``bg_from_fg`` (pixels) over ``bg`` (RGB or RGBA, uint8/uint16).
 
@@ -221,7 +226,7 @@ def composite(bg: np.ndarray, cutout: Cutout, bg_from_fg: np.ndarray) -> tuple[n
         rgb = (warped[..., :3] + under[..., :3] * bg_a * (1 - a)) / np.maximum(out_a, 1e-6)
         blended = np.concatenate([rgb, out_a], 2)
     else:
-        blended = warped[..., :3] + under * (1 - a)
+        blended = over(warped, under)
     out[y0:y1, x0:x1] = _to_dtype(blended, bg.dtype)
     alpha_full[y0:y1, x0:x1] = a[..., 0]
     return out, alpha_full

@@ -52,7 +52,6 @@ FORMATS = {
     "pt2": Format("pt2", ".pt2", "torch.export program of the predictor (torch.export.load); checked"),
 }
 
-CARD_HEADER = "---\nlibrary_name: stgan\ntags: [image-compositing, st-gan, spatial-transformer]\nlicense: mit\n---\n"
 
 
 class Predictor(nn.Module):
@@ -199,7 +198,7 @@ def export_package(folder: Path, out: Path) -> dict:
         card_path = folder / modelstore.CARD_FILE
         card = card_path.read_text(encoding="utf-8") if card_path.exists() else f"# {folder.name}\n"
         if not card.startswith("---\n"):
-            card = CARD_HEADER + "\n" + card
+            card = modelstore.CARD_HEADER + "\n" + card
         (tmp / modelstore.CARD_FILE).write_text(card, encoding="utf-8")
         original, copy = modelstore.load(str(folder)), modelstore.load(str(tmp))
         inputs = example_inputs(original.config.image_size)

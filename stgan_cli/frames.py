@@ -1,6 +1,7 @@
-"""Pixel and canonical frames as 3x3 float64 numpy homographies (conventions: :mod:`stgan_cli.geometry`).
+"""Pixel and canonical frames as 3x3 float64 numpy homographies (conventions: :mod:`stgan_cli.geometry`),
+and the sl(3) warp in numpy: its matrix, its exponential and the full-resolution transfer.
 
-No torch here: the full-resolution compositing path imports only this.
+No torch here: the full-resolution compositing path and the perturbations import only this.
 """
 
 from __future__ import annotations
@@ -45,3 +46,41 @@ def box_corners(size: Size) -> np.ndarray:
     return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
 
 
+
+
+def sl3_matrix(p: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`stgan_cli.geometry.sl3_matrix` (same parameter order): ``(..., 8)`` ->
+    ``(..., 3, 3)`` traceless."""
+    p1, p2, p3, p4, p5, p6, p7, p8 = np.moveaxis(np.asarray(p, np.float64), -1, 0)
+    return np.stack([np.stack([p3, p2, p1], -1), np.stack([p6, -p3 - p7, p5], -1), np.stack([p4, p8, p7], -1)], -2)
+
+
+def expm(a: np.ndarray) -> np.ndarray:
+    """Matrix exponential of small matrices ``(..., 3, 3)`` in float64 (scaling and squaring of a
+    Taylor series, norm brought under 1/4: agrees with SciPy's to ~1e-13)."""
+    a = np.asarray(a, np.float64)
+    norm = np.abs(a).sum(-1).max(-1).max() if a.size else 0.0
+    k = max(0, int(np.ceil(np.log2(max(norm, 1e-12) / 0.25))))
+    a = a / (2 ** k)
+    out = np.broadcast_to(np.eye(3), a.shape).copy()
+    term = out.copy()
+    for i in range(1, 12):
+        term = term @ a / i
+        out = out + term
+    for _ in range(k):
+        out = out @ out
+    return out
+
+
+def bg_from_fg_pixels(p, bg_size: Size, bg_from_fg_init: np.ndarray) -> np.ndarray:
+    """Full-resolution ``bg_from_fg`` (pixels) of a cut-out corrected by the warp ``p`` (8 numbers).
+
+    ``bg_from_fg_init`` places the cut-out on a background of ``bg_size`` before correction (the
+    canvas the generators saw, at any resolution).  The correction moves the canvas by the inverse
+    of ``expm(A(p))`` in canonical coordinates, which are the same at every resolution.
+    """
+    if hasattr(p, "detach"):  # a torch tensor
+        p = p.detach().cpu().double().numpy()
+    canvas_from_bg = expm(sl3_matrix(np.asarray(p, np.float64).reshape(8)))
+    m = pixel_from_canon(bg_size) @ np.linalg.inv(canvas_from_bg) @ canon_from_pixel(bg_size) @ bg_from_fg_init
+    return m / m[2, 2]

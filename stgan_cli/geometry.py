@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 # The pixel/canonical frame maps are plain numpy, in their own module so that the full-resolution
 # path imports no torch; they belong to this module's conventions and are re-exported here.
-from .frames import (Size, apply_homography, box_corners, canon_from_pixel,  # noqa: F401
+from .frames import (Size, apply_homography, bg_from_fg_pixels, box_corners, canon_from_pixel,  # noqa: F401
                      pixel_from_canon, rescale_homography)
 
 
@@ -60,7 +60,7 @@ def expm_series(a: torch.Tensor, squarings: int = 6, terms: int = 10) -> torch.T
     """``expm`` of ``(..., 3, 3)`` by a fixed scaling and squaring of a Taylor series: only matmuls,
     so it exports to any runtime (ONNX has no matrix exponential).  Matches ``matrix_exp`` to ~1e-7
     for norms up to a few units.  The project's exponentials: this one for exports,
-    :func:`warp_matrix` (exact) everywhere else in torch, ``data.perturb.expm3`` in numpy."""
+    :func:`warp_matrix` (exact) everywhere else in torch, ``frames.expm`` in numpy."""
     a = a / (2 ** squarings)
     eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(a)
     out, term = eye, eye
@@ -117,15 +117,3 @@ def composite(bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
 
 # --- transfer to full resolution ---------------------------------------------------------------
 
-def bg_from_fg_pixels(p: np.ndarray | torch.Tensor, bg_size: Size, bg_from_fg_init: np.ndarray) -> np.ndarray:
-    """Full-resolution ``bg_from_fg`` (pixels) of a cut-out corrected by the warp ``p``.
-
-    ``bg_from_fg_init`` places the cut-out on a background of ``bg_size`` before correction (the
-    canvas the generators saw, at any resolution).  The correction moves the canvas by the inverse
-    of ``expm(A(p))`` in canonical coordinates, which are the same at every resolution.
-    """
-    p64 = torch.as_tensor(np.asarray(p, dtype=np.float64) if not torch.is_tensor(p) else p.detach().double())
-    canvas_from_bg = warp_matrix(p64.reshape(8)).numpy()
-    bgcanon_from_canvascanon = np.linalg.inv(canvas_from_bg)
-    m = pixel_from_canon(bg_size) @ bgcanon_from_canvascanon @ canon_from_pixel(bg_size) @ bg_from_fg_init
-    return m / m[2, 2]

@@ -22,6 +22,7 @@ from .errors import StganError
 
 DEFAULT_MAX_PIXELS = 100_000_000
 MIN_SIDE = 8
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}  # what a folder's listing picks
 WRITE_FORMATS = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp", ".tif": ".tiff",
                  ".tiff": ".tiff", ".bmp": ".bmp"}
 
@@ -32,6 +33,12 @@ _MAGIC = [
     (b"MM\x00*", "TIFF"),
     (b"BM", "BMP"),
 ]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files of ``folder`` by suffix, sorted; hidden files (a write in progress) left out."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 @dataclass

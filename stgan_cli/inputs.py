@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 
 from .errors import StganError, UsageError
+from .imageio import IMAGE_SUFFIXES, list_images
 from .pipeline import Item
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 
 
 def is_glob(arg: str) -> bool:
@@ -25,8 +24,7 @@ def expand(arg: str, role: str) -> tuple[list[Path], bool]:
         return files, True
     path = Path(arg)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        files = list_images(path)
         if not files:
             raise StganError(f"{arg}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files, True

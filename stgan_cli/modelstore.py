@@ -18,6 +18,8 @@ from .errors import StganError, suggest
 
 DEFAULT_MODEL = "indoor"
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.yaml", "model.safetensors", "README.md"
+# The Hub reads a model card's metadata from this header.
+CARD_HEADER = "---\nlibrary_name: stgan\ntags: [image-compositing, st-gan, spatial-transformer]\nlicense: mit\n---\n"
 
 
 @dataclass(frozen=True)

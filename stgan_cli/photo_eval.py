@@ -4,7 +4,7 @@ Each case is a photo with one object removed and that object's cut-out, whose tr
 known (the canvas the size of the photo is the truth: ``bg_from_fg = I``).  A case starts from a
 placement made by one of three protocols, and every model is run from exactly that placement with
 the code path of ``stgan composite`` (the low-resolution inputs of :func:`compositing.lowres_inputs`,
-the full-resolution transfer of :func:`geometry.bg_from_fg_pixels`):
+the full-resolution transfer of :func:`frames.bg_from_fg_pixels`):
 
 - ``box``: the user's protocol.  The true box, its centre shifted by ``N(0, std)`` of the object's
   width and height and its size scaled by ``exp(N(0, std))``, placed like ``--box`` (fitted,
@@ -71,7 +71,8 @@ def is_photo_dataset(folder: Path) -> bool:
 
 def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> list[Case]:
     """Every pair of a ``from-photos`` split (``test/`` when given the dataset's root)."""
-    from .data.datasets import dataset_root, list_images
+    from .data.datasets import dataset_root
+    from .imageio import list_images
 
     folder = Path(folder)
     if not (folder / "backgrounds").is_dir() and (folder / "test").is_dir():
@@ -99,10 +100,8 @@ def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generato
         return [np.eye(3) for _ in cases]
     if protocol == "sl3":
         from .data.perturb import warp_noise
-        from .geometry import bg_from_fg_pixels
-
         p0 = warp_noise(len(cases), *sl3_std, rng=rng)
-        return [bg_from_fg_pixels(p, c.size, np.eye(3)) for p, c in zip(p0, cases)]
+        return [frames.bg_from_fg_pixels(p, c.size, np.eye(3)) for p, c in zip(p0, cases)]
     if protocol != "box":
         raise StganError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
     out = []
@@ -121,7 +120,6 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
     ``inits``, through the same code as ``stgan composite`` (with its trust region ``limits``)."""
     import torch
 
-    from .geometry import bg_from_fg_pixels
     from .trust_region import TrustRegion
 
     out = []
@@ -134,7 +132,7 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
             limit = TrustRegion(limits, size) if limits is not None else None
             params = torch.stack(net(bg, fg, iterations=iterations, limit=limit).params, 1).double().cpu().numpy()
         for (c, m), ps in zip(chunk, params):
-            out.append([m] + [bg_from_fg_pixels(p, c.size, m) for p in ps[1:]])
+            out.append([m] + [frames.bg_from_fg_pixels(p, c.size, m) for p in ps[1:]])
     return out
 
 

@@ -65,12 +65,7 @@ class Slot:
 
     def bg_from_fg(self, p: np.ndarray, corrected: bool) -> np.ndarray:
         """Background-pixel homography of the cut-out: initial, or corrected by the warp ``p``."""
-        if not corrected:  # the placement alone: no warp to exponentiate, no torch to import
-            m = self.frame_from_fg
-        else:
-            from .geometry import bg_from_fg_pixels  # torch is loaded by now (Compositor.ready)
-
-            m = bg_from_fg_pixels(p, self.frame_size, self.frame_from_fg)
+        m = frames.bg_from_fg_pixels(p, self.frame_size, self.frame_from_fg) if corrected else self.frame_from_fg
         m = np.linalg.inv(self.frame_from_image) @ m
         return m / m[2, 2]
 

@@ -18,6 +18,16 @@ def log(message: str) -> None:
     print(f"stgan: {message}", file=sys.stderr, flush=True)
 
 
+def progress_bar(label: str, enabled: bool = True):
+    """A bar on stderr, cleared when done; nothing drawn when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=True, disable=not (enabled and console.is_terminal))
+
+
 def fail(message: str, code: int = 1):
     print(f"stgan: error: {message}", file=sys.stderr, flush=True)
     raise typer.Exit(code)

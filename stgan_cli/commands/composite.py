@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import (check_device_name, check_finite, friendly_errors, log, parse_numbers,
+from ._common import (check_device_name, check_finite, friendly_errors, log, parse_numbers, progress_bar,
                       resolve_device)
 
 DEFAULT_MAX_PIXELS = 100_000_000  # mirrors imageio.DEFAULT_MAX_PIXELS without importing OpenCV
@@ -169,13 +169,7 @@ def composite(
 def _run_with_progress(compositor, items, emit, enabled: bool):
     if not (enabled and sys.stderr.isatty()):  # no bar to draw: skip importing rich's machinery
         return compositor.run(items, emit)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    show = enabled and console.is_terminal
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, transient=True, disable=not show) as progress:
+    with progress_bar("compositing", enabled) as progress:
         task = progress.add_task("compositing", total=len(items))
 
         def on_result(res):

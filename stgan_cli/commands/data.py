@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import friendly_errors, log
+from ._common import friendly_errors, log, progress_bar
 
 app = typer.Typer(help="Make training data.", no_args_is_help=True, add_completion=False)
 
@@ -57,13 +57,8 @@ def synth_indoor(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StganError(f"{out}: cannot create the dataset folder ({exc.strerror})") from None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
     t0 = time.perf_counter()
-    with Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not console.is_terminal) as progress:
+    with progress_bar("rendering") as progress:
         task = progress.add_task("render", total=n)
         counts = si.generate(out, n, seed, hw, split, workers, on_sample=lambda m: progress.advance(task),
                              shadows=shadows)
@@ -129,15 +124,10 @@ def from_photos(
         for folder in existing:
             shutil.rmtree(folder)
     wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
     t0 = time.perf_counter()
     n_photos = len({i.image for i in found})
     try:
-        with Progress(TextColumn("cutting out"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, transient=True, disable=not console.is_terminal) as progress:
+        with progress_bar("cutting out") as progress:
             task = progress.add_task("photos", total=n_photos)
             summary = photos.build(found, out, fill=fill, dilate=dilate, min_area=min_area, max_area=max_area,
                                    categories=wanted, train_fraction=split, seed=seed, workers=workers,
@@ -180,12 +170,12 @@ def sheet(
     import numpy as np
 
     from .. import compositing, imageio
-    from ..data.datasets import PairedDataset, dataset_root, list_images
+    from ..data.datasets import PairedDataset, dataset_root
     from ..errors import StganError
 
     folder = data if (data / "backgrounds").is_dir() or not (data / "train").is_dir() else data / "train"
     dataset_root(folder, None, ("backgrounds", "objects"))
-    backgrounds = list_images(folder / "backgrounds")
+    backgrounds = imageio.list_images(folder / "backgrounds")
     if not backgrounds:
         raise StganError(f"{folder}: the dataset is empty (no images in backgrounds/)")
     first = imageio.read_image(backgrounds[0])
@@ -195,7 +185,7 @@ def sheet(
     tiles = []
     for i in range(min(n, len(ds))):
         bg, fg = ds.bg[i].astype(np.float32) / 255, ds.fg[i].astype(np.float32) / 255
-        tiles.append(np.round((fg[..., :3] + bg * (1 - fg[..., 3:])) * 255).astype(np.uint8))
+        tiles.append(np.round(compositing.over(fg, bg) * 255).astype(np.uint8))
     rows = [tiles[r:r + columns] for r in range(0, len(tiles), columns)]
     rows[-1] += [np.zeros_like(tiles[0])] * (columns - len(rows[-1]))
     strips = [compositing.strip(r, height=tiles[0].shape[0], gap=2) for r in rows]

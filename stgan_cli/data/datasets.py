@@ -26,15 +26,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import imageio
+from .. import atomic, imageio
 from ..errors import StganError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 CACHE_VERSION = 1
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
 def dataset_root(root, split: str | None, needs: tuple[str, ...]) -> Path:
@@ -111,10 +106,9 @@ def cached(folder: Path, name: str, files: list[Path], size, build):
     try:
         for old in folder.glob(f".stgan-cache-{name}-{size[0]}x{size[1]}-*.npz"):
             old.unlink()
-        tmp = path.with_suffix(".part.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except OSError:
+        with atomic.replacing(path, keep_suffix=True) as tmp:  # np.savez insists on ".npz"
+            np.savez(tmp, **arrays)
+    except (OSError, StganError):  # a cache that cannot be written is only slower next time
         pass
     return arrays
 
@@ -131,7 +125,7 @@ class PairedDataset:
     @classmethod
     def load(cls, root, size=(120, 160), split: str | None = None, cache: bool = True) -> "PairedDataset":
         folder = dataset_root(root, split, ("backgrounds", "objects"))
-        bgs, objs = list_images(folder / "backgrounds"), list_images(folder / "objects")
+        bgs, objs = imageio.list_images(folder / "backgrounds"), imageio.list_images(folder / "objects")
         if not bgs:
             raise StganError(f"{folder / 'backgrounds'}: no images")
         if not objs:
@@ -184,7 +178,7 @@ class UnpairedDataset:
         folder = dataset_root(root, split, ("backgrounds", "objects", "real"))
         lists = {}
         for sub in ("backgrounds", "objects", "real"):
-            lists[sub] = list_images(folder / sub)
+            lists[sub] = imageio.list_images(folder / sub)
             if not lists[sub]:
                 raise StganError(f"{folder / sub}: no images")
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from .. import compositing, faces, imageio
 from ..errors import StganError
-from .datasets import IMAGE_SUFFIXES
 
 
 def _aligned(rgb: np.ndarray, face: faces.Face, size, rng, augment: bool) -> np.ndarray:
@@ -56,7 +55,7 @@ def _images(folder) -> list[Path]:
         return folder
     if not folder.is_dir():
         raise StganError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = imageio.list_images(folder)
     if not files:
         raise StganError(f"{folder}: no images")
     return files
@@ -144,7 +143,7 @@ def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies:
             g = canvases[int(rng.integers(len(canvases)))]
             if j % 2:
                 g = g[:, ::-1]
-            imageio.write_image(out / "real" / name, _to8(g[..., :3] + crop * (1 - g[..., 3:])))
+            imageio.write_image(out / "real" / name, _to8(compositing.over(g, crop)))
             counts["real"] += 1
     if real_dir is not None:
         for path, k, j, crop in crops_of(real_dir, "photos with glasses"):

@@ -50,27 +50,6 @@ def box_noise(boxes: np.ndarray, std: float, rng: np.random.Generator) -> np.nda
     return p
 
 
-def expm3(a: np.ndarray) -> np.ndarray:
-    """Matrix exponential of small 3x3 matrices ``(..., 3, 3)`` (scaling and squaring + Taylor), numpy only."""
-    norm = np.abs(a).sum(-1).max(-1).max() if a.size else 0.0
-    k = max(0, int(np.ceil(np.log2(max(norm, 1e-12) / 0.25))))
-    a = a / (2 ** k)
-    out = np.broadcast_to(np.eye(3), a.shape).copy()
-    term = out.copy()
-    for i in range(1, 12):
-        term = term @ a / i
-        out = out + term
-    for _ in range(k):
-        out = out @ out
-    return out
-
-
-def sl3_matrix(p: np.ndarray) -> np.ndarray:
-    """numpy twin of :func:`stgan_cli.geometry.sl3_matrix` (same parameter order)."""
-    p1, p2, p3, p4, p5, p6, p7, p8 = np.moveaxis(np.asarray(p, float), -1, 0)
-    return np.stack([np.stack([p3, p2, p1], -1), np.stack([p6, -p3 - p7, p5], -1), np.stack([p4, p8, p7], -1)], -2)
-
-
 def perturb_background(bg: np.ndarray, std: float = 0.1, rng: np.random.Generator | None = None) -> np.ndarray:
     """The background (``(H, W, C)``) warped by a random sl(3) warp of ``std``, borders reflected: the
     unpaired setting's augmentation, so D cannot memorise backgrounds."""
@@ -78,6 +57,6 @@ def perturb_background(bg: np.ndarray, std: float = 0.1, rng: np.random.Generato
 
     rng = rng or np.random.default_rng()
     h, w = bg.shape[:2]
-    src_from_dst = expm3(sl3_matrix(rng.normal(0.0, std, 8)))
+    src_from_dst = frames.expm(frames.sl3_matrix(rng.normal(0.0, std, 8)))
     dst_from_src_pix = frames.pixel_from_canon((h, w)) @ np.linalg.inv(src_from_dst) @ frames.canon_from_pixel((h, w))
     return cv2.warpPerspective(bg, dst_from_src_pix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

@@ -31,8 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import imageio
 from ..errors import StganError
-from .datasets import list_images
 
 FILLS = ("pyramid", "telea", "ns")
 BACKGROUND_EXT, OBJECT_EXT = ".jpg", ".png"  # a photo stays a JPEG (a tenth of the size); alpha needs PNG
@@ -56,7 +56,7 @@ class Instance:
 def _image_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise StganError(f"{folder}: no such images folder")
-    return {p.stem: p for p in list_images(folder)}
+    return {p.stem: p for p in imageio.list_images(folder)}
 
 
 def from_mask_folder(images: Path, masks: Path, source: str = "") -> list[Instance]:
@@ -65,7 +65,7 @@ def from_mask_folder(images: Path, masks: Path, source: str = "") -> list[Instan
     if not masks.is_dir():
         raise StganError(f"{masks}: no such mask folder")
     out = []
-    for m in list_images(masks):
+    for m in imageio.list_images(masks):
         stem, _, k = m.stem.rpartition("_")
         if not stem or not k.isdigit():
             raise StganError(f"{m}: mask names must be <image-stem>_<k> (e.g. photo_0.png)")

@@ -611,9 +611,10 @@ def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, wo
     Sample ``i`` depends only on ``(seed, i)``; the first ``round(n * split)`` go to train/.
     """
     import json
-    import os
     from multiprocessing import get_context
     from pathlib import Path
+
+    from .. import atomic
 
     out = Path(out)
     n_train = int(round(n * split))
@@ -641,10 +642,7 @@ def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, wo
     for split_name, rows in metas.items():
         if not rows:
             continue
-        path = out / split_name / "meta.jsonl"
-        tmp = path.with_suffix(".jsonl.part")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, path)
+        atomic.write_bytes(out / split_name / "meta.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     return {"train": len(metas["train"]), "test": len(metas["test"])}
 
 

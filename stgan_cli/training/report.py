@@ -98,8 +98,9 @@ def curves(metrics_path: Path, out: Path) -> None:
 
 def model_card(mc, cfg, final_eval: dict | None, init_note: dict | None) -> str:
     """README.md of a trained model folder: what it is, how it was made, what it measured."""
-    lines = ["---", "library_name: stgan", "tags: [image-compositing, st-gan, spatial-transformer]",
-             "license: mit", "---", "", f"# {mc.name}", "",
+    from ..modelstore import CARD_HEADER
+
+    lines = [CARD_HEADER, f"# {mc.name}", "",
              f"ST-GAN model: {mc.warps} warp generators at {mc.image_size[0]}x{mc.image_size[1]}, domain "
              f"`{mc.domain}`.", "", "## Training", "",
              f"- data: `{cfg.data.path}` ({cfg.data.kind})",
