@@ -81,9 +81,11 @@ def lens_errors(p: torch.Tensor, eyes: torch.Tensor, size) -> torch.Tensor:
     return delta.norm(dim=-1).mean(1) / (eyes[1] - eyes[0]).norm()
 
 
-def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: torch.Tensor | None = None) -> dict:
+def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: torch.Tensor | None = None,
+                      bg: torch.Tensor | None = None) -> dict:
     """Per-iteration, per-sample metrics of a prediction on canvases ``fg`` at their true pose:
-    each value is a ``(K + 1, B)`` tensor (initial first)."""
+    each value is a ``(K + 1, B)`` tensor (initial first).  The critic's ``realism`` needs the
+    backgrounds ``bg``."""
     boxes = object_boxes(fg[:, 3])
     out = {"corner_error": [], "shape_error": [], "x_error": [], "y_error": [], "top_error": [], "base_error": [],
            "iou": []}
@@ -91,7 +93,6 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
         out["realism"] = []
     if eyes is not None:
         out["lens_error"] = []
-    bg = getattr(pred, "background", None)
     for p, warped in zip(pred.params, pred.warped):
         for k, v in placement_errors(p, boxes, size).items():
             out[k].append(v)
@@ -125,9 +126,8 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
             idx = indices[start:start + batch]
             bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch(idx))
             pred = net(bg, fg, p0[start:start + batch].to(device), iterations=iterations, limit=limit())
-            pred.background = bg
             disc = getattr(net, "discriminator", None)
-            for k, v in iteration_metrics(pred, fg, size, disc, eyes).items():
+            for k, v in iteration_metrics(pred, fg, size, disc, eyes, bg).items():
                 per.setdefault(k, []).append(v.cpu())
             if disc is not None:  # the reference: how real the critic finds the true placement
                 truth = disc(geometry.composite(bg, fg)).mean(dim=(1, 2, 3))

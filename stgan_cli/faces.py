@@ -28,10 +28,6 @@ class Face:
     eyes: np.ndarray  # (2, 2): the image-left eye, then the image-right one, (x, y)
     eyes_found: bool  # False: eyes estimated from the face box
 
-    @property
-    def eye_distance(self) -> float:
-        return float(np.linalg.norm(self.eyes[1] - self.eyes[0]))
-
 
 def canonical_eyes(size) -> np.ndarray:
     """The two eye positions in a model frame of ``size=(H, W)`` (pixels)."""

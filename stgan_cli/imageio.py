@@ -57,10 +57,6 @@ class Picture:
     def channels(self) -> int:
         return 1 if self.pixels.ndim == 2 else self.pixels.shape[2]
 
-    @property
-    def max_value(self) -> float:
-        return 65535.0 if self.pixels.dtype == np.uint16 else 255.0
-
 
 def sniff(data: bytes) -> str | None:
     """Image format named by the file's first bytes, or None."""

@@ -39,22 +39,26 @@ def test_full_resolution_matches_what_the_network_saw(bg_size, seed):
     rng = np.random.default_rng(seed)
     cutout = comp.make_cutout(picture(cutout_rgba((300 + 40 * seed, 220))))
     bg = scene(bg_size, seed)
-    init = comp.place_scaled(cutout, bg_size, (rng.uniform(0.35, 0.65), rng.uniform(0.4, 0.6)),
-                             rng.uniform(0.25, 0.45))
-    p = rng.normal(0, 0.1, 8)
-    p[[3, 7]] *= 0.3  # keep the perspective terms well-conditioned
-    alpha_low, comp_low = lowres_alpha(cutout, bg, init, p)
+    border = lambda a: max(a[0].max(), a[-1].max(), a[:, 0].max(), a[:, -1].max())
+    # The object must stay inside the frame, before and after the warp: the low-res canvas clips
+    # what hangs outside before warping, the full-resolution path keeps the whole cut-out, and the
+    # comparison below is about registration, not clipping.  Draws that leave the frame are redrawn.
+    for _ in range(50):
+        init = comp.place_scaled(cutout, bg_size, (rng.uniform(0.35, 0.65), rng.uniform(0.4, 0.6)),
+                                 rng.uniform(0.25, 0.45))
+        p = rng.normal(0, 0.1, 8)
+        p[[3, 7]] *= 0.3  # keep the perspective terms well-conditioned
+        _, canvas = comp.lowres_inputs(bg, cutout, init, (120, 160))
+        alpha_low, comp_low = lowres_alpha(cutout, bg, init, p)
+        if border(canvas[..., 3]) == 0 and border(alpha_low) == 0:
+            break
+    else:
+        pytest.fail("no draw kept the object inside the frame")
     full, alpha_full = comp.composite(bg, cutout, geometry.bg_from_fg_pixels(p, bg_size, init))
     alpha_small = cv2.resize(alpha_full, (160, 120), interpolation=cv2.INTER_AREA)
     assert iou(alpha_small > 0.5, alpha_low > 0.5) >= 0.97
     # Sub-pixel registration: a half-pixel frame mistake moves the centroid by ~0.5 low-res pixels.
-    # Only for objects inside the frame: the low-res canvas clips what hangs outside before the
-    # warp, while the full-resolution path keeps the whole cut-out.
-    _, canvas = comp.lowres_inputs(bg, cutout, init, (120, 160))
-    border = lambda a: max(a[0].max(), a[-1].max(), a[:, 0].max(), a[:, -1].max())
-    inside = border(canvas[..., 3]) == 0 and border(alpha_low) == 0
-    if inside:
-        np.testing.assert_allclose(centroid(alpha_small), centroid(alpha_low), atol=0.15)
+    np.testing.assert_allclose(centroid(alpha_small), centroid(alpha_low), atol=0.15)
     full_small = cv2.resize(full.astype(np.float32) / 255, (160, 120), interpolation=cv2.INTER_AREA)
     assert np.abs(full_small - comp_low).mean() < 0.02
 
