@@ -1,11 +1,69 @@
-"""The Hugging Face Hub: listing what is here, pushing a package."""
+"""Everything that talks to the Hugging Face Hub: model references (``hf-hub:ORG/REPO[@REV]``),
+downloads through huggingface_hub's cache, listing that cache, pushing a package."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from . import modelstore
 from .errors import StganError
+from .modelstore import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+
+HUB_PREFIX = "hf-hub:"
+
+
+# The Hub's own rules for repository names, checked here so that a name can never be a path
+# ("../etc") into the cache, and so the answer is one line rather than the library's exception.
+_HUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
+_HUB_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+
+
+def parse_hub_ref(ref: str) -> tuple[str, str | None]:
+    """``hf-hub:ORG/REPO[@REVISION]`` -> (repo id, revision)."""
+    body = ref[len(HUB_PREFIX):]
+    repo, at, revision = body.partition("@")
+    parts = repo.split("/")
+    if len(parts) != 2 or not all(_HUB_NAME.match(p) and ".." not in p and "--" not in p for p in parts):
+        raise StganError(f"{ref}: expected hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION, where ORG and "
+                         "REPO are letters, digits, '-', '_' or '.' (no '..' or '--')")
+    if at and (not _HUB_REVISION.match(revision) or ".." in revision or revision.endswith("/")):
+        raise StganError(f"{ref}: '{revision}' is not a valid revision (a branch, tag or commit hash)")
+    return repo, revision or None
+
+
+def is_offline(offline: bool = False) -> bool:
+    return offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def download(ref: str, offline: bool = False) -> Path:
+    """A model from the Hugging Face Hub, through huggingface_hub's own cache (``HF_HUB_CACHE``)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    repo, revision = parse_hub_ref(ref)
+    offline = is_offline(offline)
+    try:
+        folder = Path(snapshot_download(repo, revision=revision, local_files_only=offline,
+                                        allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]))
+    except LocalEntryNotFoundError:
+        if offline:
+            raise StganError(f"{ref}: not in the local Hugging Face cache, and offline mode is on "
+                             "(run `stgan models download` with a network first)") from None
+        raise StganError(f"{ref}: cannot reach the Hugging Face Hub and the model is not cached") from None
+    except RepositoryNotFoundError:
+        raise StganError(f"{ref}: no such repository on the Hub (or it is private: set HF_TOKEN)") from None
+    except RevisionNotFoundError:
+        raise StganError(f"{ref}: the repository has no revision '{revision}'") from None
+    except OSError as exc:
+        raise StganError(f"{ref}: cannot download ({exc})") from None
+    except ValueError as exc:  # the library's own validation (HFValidationError) of names it refuses
+        raise StganError(f"{ref}: refused by huggingface_hub ({str(exc).splitlines()[0]})") from None
+    return folder
+
+
 
 
 def list_all() -> list[dict]:
@@ -29,7 +87,7 @@ def list_all() -> list[dict]:
         for rev in repo.revisions:
             names = {f.file_name for f in rev.files}
             if {modelstore.CONFIG_FILE, modelstore.WEIGHTS_FILE} <= names:
-                rows.append({"name": f"{modelstore.HUB_PREFIX}{repo.repo_id}@{rev.commit_hash[:8]}",
+                rows.append({"name": f"{HUB_PREFIX}{repo.repo_id}@{rev.commit_hash[:8]}",
                              "source": "hf-cache", "size": rev.size_on_disk, "present": True})
     return rows
 

@@ -10,7 +10,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ CARD_HEADER = "---\nlibrary_name: stgan\ntags: [image-compositing, st-gan, spati
 class RegistryEntry:
     name: str
     description: str
+    hub_id: str | None = None  # ORG/REPO[@REVISION] of its published copy: used when not installed
 
 
 REGISTRY = {
@@ -177,68 +177,20 @@ class LoadedModel:
         return self
 
 
-HUB_PREFIX = "hf-hub:"
-
-
-# The Hub's own rules for repository names, checked here so that a name can never be a path
-# ("../etc") into the cache, and so the answer is one line rather than the library's exception.
-_HUB_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
-_HUB_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
-
-
-def parse_hub_ref(ref: str) -> tuple[str, str | None]:
-    """``hf-hub:ORG/REPO[@REVISION]`` -> (repo id, revision)."""
-    body = ref[len(HUB_PREFIX):]
-    repo, at, revision = body.partition("@")
-    parts = repo.split("/")
-    if len(parts) != 2 or not all(_HUB_NAME.match(p) and ".." not in p and "--" not in p for p in parts):
-        raise StganError(f"{ref}: expected hf-hub:ORG/REPO or hf-hub:ORG/REPO@REVISION, where ORG and "
-                         "REPO are letters, digits, '-', '_' or '.' (no '..' or '--')")
-    if at and (not _HUB_REVISION.match(revision) or ".." in revision or revision.endswith("/")):
-        raise StganError(f"{ref}: '{revision}' is not a valid revision (a branch, tag or commit hash)")
-    return repo, revision or None
-
-
-def is_offline(offline: bool = False) -> bool:
-    return offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-
-
-def hub_folder(ref: str, offline: bool = False) -> Path:
-    """A model from the Hugging Face Hub, through huggingface_hub's own cache (``HF_HUB_CACHE``)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (LocalEntryNotFoundError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
-
-    repo, revision = parse_hub_ref(ref)
-    offline = is_offline(offline)
-    try:
-        folder = Path(snapshot_download(repo, revision=revision, local_files_only=offline,
-                                        allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]))
-    except LocalEntryNotFoundError:
-        if offline:
-            raise StganError(f"{ref}: not in the local Hugging Face cache, and offline mode is on "
-                             "(run `stgan models download` with a network first)") from None
-        raise StganError(f"{ref}: cannot reach the Hugging Face Hub and the model is not cached") from None
-    except RepositoryNotFoundError:
-        raise StganError(f"{ref}: no such repository on the Hub (or it is private: set HF_TOKEN)") from None
-    except RevisionNotFoundError:
-        raise StganError(f"{ref}: the repository has no revision '{revision}'") from None
-    except OSError as exc:
-        raise StganError(f"{ref}: cannot download ({exc})") from None
-    except ValueError as exc:  # the library's own validation (HFValidationError) of names it refuses
-        raise StganError(f"{ref}: refused by huggingface_hub ({str(exc).splitlines()[0]})") from None
-    return folder
-
-
 def resolve(ref: str | None, offline: bool = False) -> Path:
     """Folder of the model called ``ref`` (registry name, folder, or ``hf-hub:ORG/REPO[@REV]``);
     clear errors for everything else."""
+    from . import hub
+
     ref = ref or DEFAULT_MODEL
-    if ref.startswith(HUB_PREFIX):
-        return _check_folder(hub_folder(ref, offline), ref)
+    if ref.startswith(hub.HUB_PREFIX):
+        return _check_folder(hub.download(ref, offline), ref)
     path = Path(ref).expanduser()
     if ref in REGISTRY and not path.exists():
         folder = models_dir() / ref
+        if not folder.is_dir() and REGISTRY[ref].hub_id:  # not installed here: the published copy
+            hub_ref = hub.HUB_PREFIX + REGISTRY[ref].hub_id
+            return _check_folder(hub.download(hub_ref, offline), hub_ref)
         if not folder.is_dir():
             hint = "train one with `stgan train`, or pass --model FOLDER"
             if ref == DEFAULT_MODEL:

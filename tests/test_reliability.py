@@ -17,7 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import atomic, faces, modelstore
+from stgan_cli import atomic, faces, hub, modelstore
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
@@ -279,7 +279,7 @@ def test_hub_library_validation_errors_are_one_line(monkeypatch):
 
     monkeypatch.setattr("huggingface_hub.snapshot_download", refuse)
     with pytest.raises(StganError, match="refused by huggingface_hub"):
-        modelstore.hub_folder("hf-hub:org/repo")
+        hub.download("hf-hub:org/repo")
 
 
 def sidecar(tmp_path, room) -> dict:
@@ -609,3 +609,23 @@ def test_a_reader_that_stops_early_gets_no_error(tmp_path):
         out = subprocess.run(["sh", "-c", f"{sys.executable} -m stgan_cli {args} | true"], capture_output=True,
                              text=True, timeout=120, cwd=ROOT)
         assert out.stderr == "", (args, out.stderr)
+
+
+def test_registry_name_not_installed_falls_back_to_its_hub_copy(monkeypatch, tmp_path):
+    """A registry entry that names its published copy is fetched from the Hub (through the same
+    download and checks as an hf-hub: reference) when its folder is not installed."""
+    monkeypatch.setenv("STGAN_MODELS_DIR", str(tmp_path / "none"))
+    monkeypatch.setitem(modelstore.REGISTRY, "indoor", modelstore.RegistryEntry("indoor", "test", "org/indoor@v1"))
+    asked = []
+
+    def download(ref, offline=False):
+        asked.append((ref, offline))
+        return tmp_path / "cached"
+
+    monkeypatch.setattr(hub, "download", download)
+    with pytest.raises(StganError, match="hf-hub:org/indoor@v1"):  # the (empty) download is checked like any folder
+        modelstore.resolve("indoor", offline=True)
+    assert asked == [("hf-hub:org/indoor@v1", True)]
+    monkeypatch.setitem(modelstore.REGISTRY, "indoor", modelstore.RegistryEntry("indoor", "test"))
+    with pytest.raises(StganError, match="no default model is installed"):
+        modelstore.resolve("indoor")
