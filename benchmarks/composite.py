@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 from stgan_cli import imageio, modelstore  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
-from stgan_cli.pipeline import Compositor, Item, Options  # noqa: E402
+from stgan_cli.inputs import Item  # noqa: E402
+from stgan_cli.pipeline import Compositor, Options  # noqa: E402
 
 
 def median_time(fn, runs: int) -> float:

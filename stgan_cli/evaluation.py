@@ -12,40 +12,9 @@ import torch
 from . import geometry
 
 
-def object_boxes(alpha: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Canonical ``x1, y1, x2, y2`` (outer pixel edges) of each mask in ``alpha`` (B, H, W)."""
-    b, h, w = alpha.shape
-    on = alpha > threshold
-    cols, rows = on.any(1), on.any(2)
-    xs = torch.arange(w, device=alpha.device)
-    ys = torch.arange(h, device=alpha.device)
-    big = torch.tensor(10**6, device=alpha.device)
-    x1 = torch.where(cols, xs, big).min(1).values
-    x2 = torch.where(cols, xs, -big).max(1).values + 1
-    y1 = torch.where(rows, ys, big).min(1).values
-    y2 = torch.where(rows, ys, -big).max(1).values + 1
-    return torch.stack([2 * x1 / w - 1, 2 * y1 / h - 1, 2 * x2 / w - 1, 2 * y2 / h - 1], 1).to(alpha.dtype)
-
-
-def box_points(boxes: torch.Tensor) -> torch.Tensor:
-    """The four corners ``(B, 4, 2)`` of canonical boxes ``(B, 4)``."""
-    x1, y1, x2, y2 = boxes.unbind(1)
-    return torch.stack([torch.stack([x1, y1], 1), torch.stack([x2, y1], 1),
-                        torch.stack([x2, y2], 1), torch.stack([x1, y2], 1)], 1)
-
-
-def displayed(points: torch.Tensor, p: torch.Tensor, expm=None) -> torch.Tensor:
-    """Where the canvas points ``(B, K, 2)`` appear after the warp ``p`` (B, 8); ``expm``: the matrix
-    exponential (default: the exact one)."""
-    m = (expm or torch.linalg.matrix_exp)(geometry.sl3_matrix(-p))
-    hom = torch.cat([points, torch.ones_like(points[..., :1])], -1) @ m.transpose(1, 2)
-    return hom[..., :2] / hom[..., 2:3]
-
-
-def to_pixels(canon_offsets: torch.Tensor, size) -> torch.Tensor:
-    h, w = size
-    return canon_offsets * canon_offsets.new_tensor([w / 2, h / 2])
-
+# Where canvas points appear under a warp, and the objects' boxes: geometry, used by the losses and
+# the refiner as well; the metrics below are built on them.
+from .geometry import box_points, displayed, object_boxes, to_pixels  # noqa: E402, F401
 
 def placement_errors(p: torch.Tensor, boxes: torch.Tensor, size) -> dict:
     """Per sample, in pixels: the mean corner distance (``corner_error``), the same after removing

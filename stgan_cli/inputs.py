@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StganError, UsageError
 from .imageio import IMAGE_SUFFIXES, list_images
-from .pipeline import Item
+
+
+@dataclass
+class Item:
+    """One composite to make: foreground (+ mask) over background into ``out``."""
+
+    fg: Path
+    bg: Path
+    out: Path
+    mask: Path | None = None
 
 
 def is_glob(arg: str) -> bool:

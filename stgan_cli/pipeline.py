@@ -17,17 +17,8 @@ import numpy as np
 
 from . import atomic, compositing, frames, imageio
 from .errors import StganError, unexpected
+from .inputs import Item
 from .modelstore import LoadedModel, Placement
-
-
-@dataclass
-class Item:
-    """One composite to make: foreground (+ mask) over background into ``out``."""
-
-    fg: Path
-    bg: Path
-    out: Path
-    mask: Path | None = None
 
 
 @dataclass

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from stgan_cli import compositing, faces, frames, geometry, imageio, modelstore
 from stgan_cli.cli import app
-from stgan_cli.pipeline import Compositor, Item, Options
+from stgan_cli.inputs import Item
+from stgan_cli.pipeline import Compositor, Options
 
 from conftest import REALDATA, random_model, scene, write_rgb, write_rgba
 

@@ -21,7 +21,8 @@ from stgan_cli import atomic, faces, hub, modelstore
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
-from stgan_cli.pipeline import Compositor, Item, Options, Result
+from stgan_cli.inputs import Item
+from stgan_cli.pipeline import Compositor, Options, Result
 from stgan_cli.training import checkpoint
 
 from conftest import REALDATA, cutout_rgba, scene, write_rgb, write_rgba

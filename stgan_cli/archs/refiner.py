@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import evaluation, geometry
+from .. import geometry
 from . import register
 
 IN_CHANNELS = 7  # background RGB + warped foreground RGBA
@@ -44,7 +44,7 @@ def box_jacobian_inverse() -> torch.Tensor:
     ``(+-1, +-1)`` (x, y per corner), the inverse of their Jacobian at the identity."""
     corners = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]], dtype=torch.float64)
     jac = torch.autograd.functional.jacobian(
-        lambda q: evaluation.displayed(corners, q[None]).reshape(8), torch.zeros(8, dtype=torch.float64))
+        lambda q: geometry.displayed(corners, q[None]).reshape(8), torch.zeros(8, dtype=torch.float64))
     return torch.linalg.inv(jac)
 
 
@@ -71,7 +71,7 @@ def corner_update(offsets: torch.Tensor, center: torch.Tensor, half: torch.Tenso
 def canvas_corners(fg: torch.Tensor) -> torch.Tensor:
     """The corners (B, 4, 2) of the object's box in each canvas ``fg``, canonical."""
     # An empty canvas: the frame's corners stand in for the object's.
-    return evaluation.box_points(evaluation.object_boxes(fg[:, 3])).clamp(-1.0, 1.0)
+    return geometry.box_points(geometry.object_boxes(fg[:, 3])).clamp(-1.0, 1.0)
 
 
 def _box(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +174,7 @@ class Refiner(nn.Module):
         exact = torch.autocast(p.device.type, enabled=False)
         with torch.no_grad(), exact:  # the box only sets the frame of the update: no gradient through it
             pts = canvas_corners(fg).to(p.dtype)
-            corners = evaluation.displayed(pts, p.detach(), expm)
+            corners = geometry.displayed(pts, p.detach(), expm)
             center, half = _box(corners)
         offsets = self.block(bg, warped, corners)
         with exact:
@@ -182,7 +182,7 @@ class Refiner(nn.Module):
             jinv = self.jinv.to(p.dtype)
             dp = corner_update(target - corners, center, half, jinv)
             for _ in range(NEWTON_STEPS):  # quasi-Newton, the box's Jacobian standing in for the exact one
-                dp = dp + corner_update(target - evaluation.displayed(pts, p + dp, expm), center, half, jinv)
+                dp = dp + corner_update(target - geometry.displayed(pts, p + dp, expm), center, half, jinv)
         return dp
 
     def trained_by(self, stage_index: int | None) -> list[nn.Module]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import evaluation
+from .. import geometry
 
 
 def critic(d, images: torch.Tensor) -> torch.Tensor:
@@ -37,12 +37,12 @@ def trust_region(dps: list[torch.Tensor]) -> torch.Tensor:
 def supervised_corner_loss(p: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Mean squared distance (canonical units) between where the object's box corners are shown after
     the warp ``p`` and where they truly are (``p = 0``)."""
-    pts = evaluation.box_points(boxes)
-    return ((evaluation.displayed(pts, p) - pts) ** 2).sum(-1).mean()
+    pts = geometry.box_points(boxes)
+    return ((geometry.displayed(pts, p) - pts) ** 2).sum(-1).mean()
 
 
 def corner_l1(p: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
     """Mean absolute offset, in pixels at ``size=(H, W)``, of the object's box corners shown after the
     warp ``p`` from where they truly are: the corner loss of iterative homography networks."""
-    pts = evaluation.box_points(boxes)
-    return evaluation.to_pixels(evaluation.displayed(pts, p) - pts, size).abs().mean()
+    pts = geometry.box_points(boxes)
+    return geometry.to_pixels(geometry.displayed(pts, p) - pts, size).abs().mean()
