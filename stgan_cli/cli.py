@@ -9,6 +9,7 @@ from .commands import composite as composite_cmd
 from .commands import data as data_cmd
 from .commands import evaluate as evaluate_cmd
 from .commands import export as export_cmd
+from .commands import models as models_cmd
 from .commands import train as train_cmd
 
 app = typer.Typer(
@@ -41,7 +42,7 @@ app.command("refine", no_args_is_help=True)(train_cmd.refine)
 app.command("export", no_args_is_help=True)(export_cmd.export)
 app.command("eval", no_args_is_help=True)(evaluate_cmd.evaluate)
 app.add_typer(data_cmd.app, name="data")
-app.add_typer(export_cmd.app, name="models")
+app.add_typer(models_cmd.app, name="models")
 
 
 def main() -> None:

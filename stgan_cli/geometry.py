@@ -21,7 +21,6 @@ Conventions (every function in the project follows them)
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -11,12 +11,12 @@ import typer
 
 from ._common import (check_device_name, check_finite, friendly_errors, log, parse_numbers, progress_bar,
                       resolve_device)
+from .options import DeviceOpt, OfflineOpt
 
 DEFAULT_MAX_PIXELS = 100_000_000  # mirrors imageio.DEFAULT_MAX_PIXELS without importing OpenCV
 
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Registry name (indoor, glasses) or model folder. Default: indoor.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda[:N] | mps")]
 
 
 @friendly_errors
@@ -50,7 +50,7 @@ def composite(
     max_pixels: Annotated[int, typer.Option(
         "--max-pixels", help="Refuse images larger than this (decompression bombs).", min=1)] = DEFAULT_MAX_PIXELS,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout.")] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="hf-hub: models only from the local cache.")] = False,
+    offline: OfflineOpt = False,
     place: Annotated[str, typer.Option(
         "--place", help="auto (faces for a glasses model) | face (glasses on every detected face) | scene.")] = "auto",
     faces: Annotated[str, typer.Option("--faces", help="With face placement: all | largest.")] = "all",

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import StganError, UsageError
 from ._common import friendly_errors, log, resolve_device
+from .options import DeviceOpt, OfflineOpt
 
 
 @friendly_errors
@@ -41,8 +42,8 @@ def evaluate(
     trust: Annotated[str, typer.Option(
         "--trust-region", help="The inference limits, as in composite: default (each model's own), off, or "
                                "move=..,scale=..,rotate=..,shape=.. over the default.")] = "default",
-    device: Annotated[str, typer.Option("--device")] = "auto",
-    offline: Annotated[bool, typer.Option("--offline")] = False,
+    device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
 ):
     """Perturb the true placements, run the generators, and measure corner error, shape error, IoU and
     realism after every iteration. With several models, one table compares their final placements."""

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from ._common import check_device_name, friendly_errors, log, resolve_device
+from .options import RunDeviceOpt, SetOpt
 
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: section.key=value (repeatable).")]
 
 
 def _progress_printer(enabled: bool):
@@ -66,7 +66,7 @@ def train(
     overrides: SetOpt = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Sets run.seed.")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda[:N] | mps (sets run.device)")] = None,
+    device: RunDeviceOpt = None,
     stop_after: Annotated[Optional[int], typer.Option(
         "--stop-after", help="Stop at this global step (checkpointed); continue later with --resume.", min=1)] = None,
 ):
@@ -109,7 +109,7 @@ def refine(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config for the optimiser and data.")] = None,
     steps: Annotated[int, typer.Option("--steps", help="End-to-end steps.", min=1)] = 500,
     overrides: SetOpt = None,
-    device: Annotated[Optional[str], typer.Option("--device")] = None,
+    device: RunDeviceOpt = None,
 ):
     """Fine-tune all generators of MODEL together (the paper's last stage) on DATA; writes a new model."""
     import dataclasses

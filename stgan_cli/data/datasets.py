@@ -19,7 +19,6 @@ colour of transparent pixels into the edges.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
