@@ -1,4 +1,5 @@
-"""Composite benchmarks: start-up, per-stage cost at 1080p and 4K, and batch throughput vs the I/O floor.
+"""Composite benchmarks: start-up, per-stage cost at 1080p and 4K, the network's cost per composite for
+every architecture (against the paper's generators), and batch throughput vs the I/O floor.
 
 Prints medians of several runs. Inputs are generated; the model is random-initialised (its cost is
 that of a trained one). Run: ``make bench`` or ``.venv/bin/python benchmarks/composite.py``.
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=20, help="backgrounds in the batch test")
     parser.add_argument("--only-batch", action="store_true", help="skip start-up and single-image figures")
+    parser.add_argument("--only-archs", action="store_true", help="only the per-architecture network cost")
     args = parser.parse_args()
     runs = args.runs
     tmp = Path(tempfile.mkdtemp(prefix="stgan-bench-"))
@@ -75,9 +77,39 @@ def main() -> None:
     model = modelstore.load(str(tmp / "model"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OpenCV {cv2.__version__}")
 
+    if args.only_archs:
+        arch_figures(tmp, runs)
+        return
     if not args.only_batch:
         single_figures(model, tmp, runs)
+        arch_figures(tmp, runs)
     batch_figures(model, tmp, runs, args.batch)
+
+
+def arch_figures(tmp: Path, runs: int, warps: int = 3) -> None:
+    """The network stage of one 1080p composite (batch of one, ``warps`` iterations) per architecture,
+    and its ratio to the paper's generators measured in the same run."""
+    import torch
+
+    from stgan_cli import archs
+
+    fg, bg = make_inputs(tmp, (1080, 1920))
+    opts = Options(box=(1920 * 0.3, 1080 * 0.4, 1920 * 0.6, 1080 * 0.95))
+    cost = {}
+    for arch in archs.names():
+        torch.manual_seed(0)
+        cfg = modelstore.ModelConfig(name=f"bench-{arch}", arch=arch, warps=warps)
+        modelstore.save(modelstore.build(cfg), cfg, tmp / arch, "# random\n")
+        model = modelstore.load(str(tmp / arch))
+        times = []
+        for i in range(runs + 1):  # the first run warms up
+            res = Compositor(model, opts).run([Item(fg, bg, tmp / f"arch_{arch}.png")], workers=1)[0]
+            assert res.status == "ok", res.error
+            times.append(res.timings["network"])
+        cost[arch] = statistics.median(times[1:])
+    print(f"\nnetwork per 1080p composite, {warps} iterations, batch of one (median of {runs}):")
+    for arch, t in cost.items():
+        print(f"  {arch:<16} {t * 1000:8.1f} ms   {t / cost['paper']:5.2f}x the paper's")
 
 
 def single_figures(model, tmp: Path, runs: int) -> None:
