@@ -86,7 +86,7 @@ def test_glasses_land_on_the_eyes_scaled_and_rolled(tmp_path, monkeypatch, eyes)
     comp = Compositor(None, Options(iterations=0, place="face"))
     prep = comp.prepare(Item(tmp_path / "g.png", tmp_path / "face.png", tmp_path / "o.png"))
     (slot,) = prep.slots
-    m = slot.bg_from_fg(np.zeros(8), corrected=False)
+    m = slot.initial()
     np.testing.assert_allclose(frames.apply_homography(m, [[40, 30], [120, 30]]), eyes, atol=1.0)
 
 
@@ -104,7 +104,7 @@ def test_face_frame_transfer_matches_the_low_res_frame(tmp_path, monkeypatch):
     slot = prep.slots[0]
     p = params[0][-1]
     assert np.abs(p).max() > 0.02
-    _, alpha = compositing.composite(prep.bg.pixels, prep.cutout, slot.bg_from_fg(p, corrected=True))
+    _, alpha = compositing.composite(prep.bg.pixels, prep.cutout, slot.corrected(p))
     seen = cv2.warpPerspective(alpha, slot.frame_from_image, (144, 144), flags=cv2.INTER_AREA)
     low = geometry.warp_foreground(torch.from_numpy(slot.fg_low).permute(2, 0, 1)[None].double(),
                                    torch.from_numpy(p)[None])[0, 3].numpy()

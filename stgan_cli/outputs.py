@@ -1,0 +1,71 @@
+"""What a composite writes besides the image: the object's mask, the ``--save-warp`` sidecar and the
+per-iteration steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import compositing, imageio
+from .errors import StganError
+
+
+def sidecar_path(out: Path) -> Path:
+    return out.with_suffix(".json")
+
+
+def mask_path(out: Path) -> Path:
+    return out.with_name(out.stem + "_mask.png")
+
+
+def composite_all(bg: np.ndarray, cutout: compositing.Cutout, finals: list[np.ndarray]):
+    """Every slot's object onto the background ``bg`` in one pass; the union of their masks."""
+    out, alpha = bg, None
+    for m in finals:
+        out, a = compositing.composite(out, cutout, m)
+        alpha = a if alpha is None else np.maximum(alpha, a)
+    return out, alpha
+
+
+def sidecar(prep, params: np.ndarray, homs: list[list[np.ndarray]], model, trust, face_mode: bool) -> dict:
+    """The ``--save-warp`` JSON of one composite: the homographies (final, per iteration, initial),
+    the warp parameters, the model and trust region that made them, and the sizes they are for."""
+    fh, fw = prep.cutout.source_size
+    bh, bw = prep.bg.size
+    first = homs[0]
+    data = {
+        "homography": first[-1].tolist(),
+        "iterations": [m.tolist() for m in first[1:]],
+        "initial_homography": first[0].tolist(),
+        "params": [p.tolist() for p in params[0]],
+        "model": None if model is None else {"ref": model.ref, "path": str(model.path), "warps": model.config.warps},
+        "trust_region": None if prep.limits is None else {**trust.to_dict(), **prep.limits},
+        "clamped": prep.clamped,
+        "foreground": str(prep.item.fg),
+        "background": str(prep.item.bg),
+        "foreground_size": {"height": fh, "width": fw},
+        "background_size": {"height": bh, "width": bw},
+        "convention": "homography maps foreground pixel (x, y, 1) to background pixels; "
+                      "pixel centres at integer coordinates",
+    }
+    if face_mode:
+        data["faces"] = [{**slot.face, "homography": h[-1].tolist(), "initial_homography": h[0].tolist()}
+                         for slot, h in zip(prep.slots, homs)]
+    return data
+
+
+def write_steps(folder: Path, prep, homs: list[list[np.ndarray]], final: np.ndarray) -> None:
+    """The composite after each iteration, and a strip of them all, into ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StganError(f"{folder}: cannot create the steps folder ({exc.strerror})") from None
+    stem, ext = prep.item.out.stem, prep.item.out.suffix or ".png"
+    shots = []
+    count = len(homs[0])
+    for i in range(count):
+        img = final if i == count - 1 else composite_all(prep.bg.pixels, prep.cutout, [h[i] for h in homs])[0]
+        imageio.write_image(folder / f"{stem}_step{i}{ext}", img, prep.bg.icc)
+        shots.append(img)
+    imageio.write_image(folder / f"{stem}_steps.png", compositing.strip(shots), prep.bg.icc)
