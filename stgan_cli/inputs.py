@@ -124,3 +124,28 @@ def check_outputs(items: list[Item]) -> None:
             if src is not None and (Path(os.path.abspath(src)) == key or _same_file(src, it.out)):
                 raise UsageError(f"--out {it.out} is the {role} {src}: the input would be overwritten; "
                                  "choose another output")
+
+
+def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, skip_existing: bool):
+    """Make ready to write: the output folder (a batch's, created), temporary files a killed run left
+    there removed, each output's format known.  Outputs that exist already are replaced for a single
+    composite; in a batch they are an error unless ``overwrite`` or ``skip_existing`` says otherwise.
+    Returns the items to run and the items skipped."""
+    from . import atomic, imageio
+
+    out_dir = Path(out) if batch else Path(out).parent
+    if batch:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StganError(f"{out_dir}: cannot create the output folder ({atomic.describe(exc)})") from None
+    atomic.clean_stale(out_dir)
+    for item in items:
+        imageio.output_format(item.out)
+    if not batch or overwrite:
+        return items, []
+    existing = [it for it in items if it.out.exists()]
+    if existing and not skip_existing:
+        raise UsageError(f"{existing[0].out} already exists ({len(existing)} outputs do): "
+                         "use --overwrite or --skip-existing")
+    return [it for it in items if not it.out.exists()], existing

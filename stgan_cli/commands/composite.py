@@ -59,7 +59,7 @@ def composite(
                                "or move=0.3,scale=1.2,rotate=5,shape=0.05 over the default.")] = "default",
 ):
     """Composite FG onto BG, its placement corrected by the model's generators."""
-    from ..errors import StganError, UsageError
+    from ..errors import UsageError
 
     if box and at:
         raise UsageError("--box and --at both set the initial placement: give one")
@@ -84,23 +84,13 @@ def composite(
 
     parse_trust(trust, Limits())  # a malformed --trust-region is a usage error before any work
 
-    from .. import imageio, inputs, modelstore
-    from ..pipeline import Compositor, Options
+    from .. import inputs, modelstore
+    from ..pipeline import Compositor, Options, Result
 
     items, batch, warnings = inputs.plan(fg, bg, out, mask, cross, fmt)
     for w in warnings:
         log(f"warning: {w}")
-    from .. import atomic
-
-    out_dir = Path(out) if batch else Path(out).parent
-    if batch:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StganError(f"{out_dir}: cannot create the output folder ({atomic.describe(exc)})") from None
-    atomic.clean_stale(out_dir)  # what a killed run left behind
-    for item in items:
-        imageio.output_format(item.out)
+    items, skipped = inputs.claim_outputs(items, out, batch, overwrite, skip_existing)
 
     loaded = None
     if iterations != 0 or model is not None:
@@ -129,17 +119,6 @@ def composite(
         exclusive=batch and not overwrite, trust_region=trust,
     )
     compositor = Compositor(loaded, opts, on_ready=on_ready)
-
-    skipped = []
-    if batch and not overwrite:
-        existing = [it for it in items if it.out.exists()]
-        if existing and not skip_existing:
-            raise UsageError(f"{existing[0].out} already exists ({len(existing)} outputs do): "
-                             "use --overwrite or --skip-existing")
-        skipped = existing
-        items = [it for it in items if not it.out.exists()]
-
-    from ..pipeline import Result
 
     def emit(res: Result):
         if as_json:
