@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -50,6 +49,8 @@ def evaluate(
     import numpy as np
     import torch
 
+    from .. import eval_report
+
     from .. import modelstore
     from ..data.datasets import PairedDataset
     from ..data.perturb import warp_noise
@@ -87,7 +88,7 @@ def evaluate(
         ds = PairedDataset.load(data, cfg.image_size)
     idx = np.resize(np.arange(len(ds)), n)
     p0 = torch.from_numpy(warp_noise(n, std_h, std_t, np.random.default_rng(seed))).float()
-    labels = _labels([m.ref for m in opened])
+    labels = eval_report.labels([m.ref for m in opened])
     diagonal = float(np.hypot(*cfg.image_size))
     summaries = []
     for label, loaded in zip(labels, opened):
@@ -98,12 +99,10 @@ def evaluate(
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
         if len(opened) == 1 and not (as_json or markdown):
-            _table(result, k)
+            eval_report.table(result, k)
         if report is not None:
-            from ..training.report import eval_report
-
             folder = report if len(opened) == 1 else report / label.replace("/", "-")
-            eval_report(result, folder)
+            eval_report.images(result, folder)
             log(f"report written to {folder}")
     common = {"data": str(data), "n": n, "seed": seed, "perturbation": {"homography": std_h, "translation": std_t}}
     if as_json:
@@ -114,9 +113,9 @@ def evaluate(
         else:
             print(json.dumps({**common, "models": summaries}))
     elif markdown:
-        print(_markdown(summaries))
+        print(eval_report.markdown(summaries))
     elif len(opened) > 1:
-        _comparison(summaries, n)
+        eval_report.comparison(summaries, n)
 
 
 def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_std: float, homography, translation,
@@ -126,7 +125,7 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     import numpy as np
 
     _check_iterations(opened, iterations)
-    from .. import photo_eval
+    from .. import eval_report, photo_eval
     from ..trust_region import parse as parse_trust
 
     cases = photo_eval.load_cases(data)
@@ -137,7 +136,7 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     inits = photo_eval.initial_placements(cases, protocol, np.random.default_rng(seed), box_std, sl3)
     rows = [{"label": "identity", "model": None, "warps": 0,
              **photo_eval.summarise(cases, [[m] for m in inits])}]
-    labels = _labels([m.ref for m in opened])
+    labels = eval_report.labels([m.ref for m in opened])
     for label, loaded in zip(labels, opened):
         net = loaded.net.to(dev)
         k = iterations if iterations is not None else loaded.config.iterations
@@ -156,133 +155,12 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     if as_json:
         print(json.dumps({**common, "models": public}))
     elif markdown:
-        print(_photo_markdown(public))
+        print(eval_report.photo_markdown(public))
     else:
-        _photo_table(public, common)
+        eval_report.photo_table(public, common)
 
 
 def _check_iterations(opened, iterations: Optional[int]) -> None:
     for m in opened:
         if iterations is not None and iterations > m.config.warps:
             raise UsageError(f"--iterations {iterations}: {m.ref} has {m.config.warps} generators")
-
-
-def _photo_cells(r: dict, i: int = -1) -> list[str]:
-    worse = "-" if r["model"] is None else f"{100 * r['worse_share']:.0f} %"
-    return [f"{r['corner_pct'][i]:.2f} / {r['corner_pct_median'][i]:.2f}",
-            f"{r['corner_px'][i]:.1f} / {r['corner_px_median'][i]:.1f}", worse,
-            f"{r['area_change_pct'][i]:+.1f} % ({r['area_change_abs_pct'][i]:.1f} %)", f"{r['iou'][i]:.3f}"]
-
-
-PHOTO_COLUMNS = ["corner error, % of diagonal (mean / median)", "corner error px (mean / median)",
-                 "worse than start", "area change (mean, mean abs)", "box IoU"]
-
-
-def _photo_markdown(rows: list[dict]) -> str:
-    lines = ["| model | " + " | ".join(PHOTO_COLUMNS) + " |", "|---" * (len(PHOTO_COLUMNS) + 1) + "|"]
-    for r in rows:
-        name = "identity (no correction)" if r["model"] is None else f"{r['label']} ({r['warps']} G)"
-        lines.append(f"| {name} | " + " | ".join(_photo_cells(r)) + " |")
-    return "\n".join(lines)
-
-
-def _photo_table(rows: list[dict], common: dict) -> None:
-    from rich.table import Table
-
-    start = {"box": f"the true box shifted and scaled (std {common['box_std']})", "truth": "the true placement",
-             "sl3": "sl(3) noise"}[common["protocol"]]
-    table = Table(title=f"real photos at full resolution, {common['n']} cases from {start}, same starts for all")
-    for col in ["model", "G", *PHOTO_COLUMNS, "per iteration (% diag)"]:
-        table.add_column(col, justify="right")
-    for r in rows:
-        steps = " ".join(f"{v:.2f}" for v in r["corner_pct"]) if r["model"] else "-"
-        table.add_row(r["label"], str(r["warps"]), *_photo_cells(r), steps)
-    _console().print(table)
-
-
-def _labels(refs: list[str]) -> list[str]:
-    """Short names for a table: the folder name, with its parent where that alone is ambiguous."""
-    names = [Path(r).name for r in refs]
-    return [f"{Path(r).parent.name}/{nm}" if names.count(nm) > 1 or nm == "model" else nm
-            for r, nm in zip(refs, names)]
-
-
-def _console():
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal and "COLUMNS" not in os.environ:  # a pipe or a file: no width to wrap to
-        console = Console(width=160)
-    return console
-
-
-def _markdown(summaries: list[dict]) -> str:
-    """One model: a row per iteration. Several: identity, then each model's final placement."""
-    head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | top / base corners (px) "
-            "| mask IoU | realism (D) | D prefers truth |", "|---|---|---|---|---|---|---|---|"]
-
-    def row(label, s, i):
-        realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
-        return f"| {label} | {' | '.join(_cells(s, i, ' %'))} | {realism} | {_preferred(s, i)} |"
-
-    first = summaries[0]
-    if len(summaries) == 1:
-        lines = head + [row("initial" if i == 0 else f"after G{i}", first, i) for i in range(len(first["corner_error"]))]
-        if first.get("realism_truth"):
-            lines.append(f"| truth | 0 | 0 | 0 / 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} | - |")
-        return "\n".join(lines)
-    lines = head + [row("identity (no correction)", dict(first, realism=None, truth_preferred=None), 0)]
-    lines += [row(f"{s['label']} ({s['warps']} G)", s, -1) for s in summaries]
-    return "\n".join(lines)
-
-
-def _cells(s: dict, i: int, pct: str = "") -> list[str]:
-    """Corner (with % of diagonal), shape, x / y, top / base and IoU of summary ``s`` after iteration ``i``."""
-    return [f"{s['corner_error'][i]:.2f} ({s['corner_error_pct'][i]:.1f}{pct})", f"{s['shape_error'][i]:.2f}",
-            f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f}", f"{s['top_error'][i]:.2f} / {s['base_error'][i]:.2f}",
-            f"{s['iou'][i]:.3f}"]
-
-
-def _preferred(s: dict, i: int) -> str:
-    return f"{100 * s['truth_preferred'][i]:.0f} %" if s.get("truth_preferred") else "-"
-
-
-def _comparison(summaries: list[dict], n: int) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"final placement error over {n} samples, same perturbations (pixels at the model size)")
-    for col in ("model", "G", "corner (% diag)", "shape", "x / y", "top / base", "IoU", "worse step"):
-        table.add_column(col, justify="right")
-    table.add_row("identity", "0", *_cells(summaries[0], 0), "-")
-    for s in summaries:
-        ce = s["corner_error"]
-        worse = [i for i in range(1, len(ce)) if ce[i] > ce[i - 1]]
-        table.add_row(s["label"], str(s["warps"]), *_cells(s, -1), ", ".join(f"G{i}" for i in worse) or "no")
-    _console().print(table)
-
-
-def _table(result: dict, warps: int) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"placement error over {result['n']} samples (pixels at the model size)")
-    m, med = result["means"], result["medians"]
-    columns = ["", "corner err (mean / median, % of diagonal)", "shape err (mean / median)", "x / y err (mean)",
-               "top / base corners (mean)", "IoU (mean)", "realism (D)", "D prefers truth"]
-    if "lens_error" in m:
-        columns.append("lens err / eye dist (mean / median)")
-    for col in columns:
-        table.add_column(col, justify="right")
-    for i in range(len(m["corner_error"])):
-        label = "initial" if i == 0 else f"after G{i}"
-        realism = f"{m['realism'][i]:.3f}" if m.get("realism") else "-"
-        row = [label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f} ({m['corner_error_pct'][i]:.1f} %)",
-               f"{m['shape_error'][i]:.2f} / {med['shape_error'][i]:.2f}",
-               f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['top_error'][i]:.2f} / {m['base_error'][i]:.2f}",
-               f"{m['iou'][i]:.3f}", realism, _preferred(m, i)]
-        if "lens_error" in m:
-            row.append(f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}")
-        table.add_row(*row)
-    if m.get("realism_truth"):
-        table.add_row("truth", "0", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", "-",
-                      *(["0"] if "lens_error" in m else []))
-    _console().print(table)

@@ -121,38 +121,3 @@ def model_card(mc, cfg, final_eval: dict | None, init_note: dict | None) -> str:
             lines.append(f"| {'initial' if i == 0 else f'after G{i}'} | {c:.2f} | {s:.2f} | {u:.3f} |")
     lines += ["", "## Limits", "", "Measured only on data like the training data; see the project README.", ""]
     return "\n".join(lines)
-
-
-def eval_report(result: dict, folder: Path) -> None:
-    """``cases.png`` (best, median and worst: initial | each iteration | truth) and ``histogram.png``
-    (corner error before and after, over all samples)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = result["images"]
-    n_cols = next(iter(rows.values()))[0].shape[0]
-    labels = ["initial"] + [f"G{i}" for i in range(1, n_cols - 1)] + ["truth"]
-    columns = [np.stack([rows[name][0][j] for name in ("best", "median", "worst")]) for j in range(n_cols)]
-    import torch
-
-    sample_grid([torch.from_numpy(c) if not hasattr(c, "detach") else c for c in columns], folder / "cases.png", labels)
-    before = result["per_sample"]["corner_error"][0]
-    after = result["per_sample"]["corner_error"][-1]
-    w, h, left, bottom = 640, 300, 40, 30
-    img = np.full((h, w, 3), 255, np.uint8)
-    top = max(before.max(), after.max(), 1e-6)
-    bins = np.linspace(0, top, 31)
-    hb, _ = np.histogram(before, bins)
-    ha, _ = np.histogram(after, bins)
-    peak = max(hb.max(), ha.max(), 1)
-    bw = (w - left - 10) / 30
-    for i in range(30):
-        for counts, colour, off in ((hb, (214, 39, 40), 0), (ha, (31, 119, 180), bw / 2)):
-            x0 = int(left + i * bw + off)
-            y0 = int(h - bottom - counts[i] / peak * (h - bottom - 30))
-            cv2.rectangle(img, (x0, y0), (int(x0 + bw / 2) - 1, h - bottom), colour, -1)
-    cv2.putText(img, f"corner error (px): initial mean {before.mean():.2f} (red), final mean {after.mean():.2f} (blue)",
-                (left, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    for frac in (0, 0.5, 1):
-        cv2.putText(img, f"{frac * top:.1f}", (int(left + frac * (w - left - 30)), h - 10), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.38, (60, 60, 60), 1, cv2.LINE_AA)
-    imageio.write_image(folder / "histogram.png", img)

@@ -1,0 +1,169 @@
+"""What ``stgan eval`` shows: its tables (terminal, Markdown) for generated pairs and real photos, and
+the pictures of ``--report`` (best, median and worst cases; the error histogram)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import imageio
+from .training.report import sample_grid
+
+
+def photo_cells(r: dict, i: int = -1) -> list[str]:
+    worse = "-" if r["model"] is None else f"{100 * r['worse_share']:.0f} %"
+    return [f"{r['corner_pct'][i]:.2f} / {r['corner_pct_median'][i]:.2f}",
+            f"{r['corner_px'][i]:.1f} / {r['corner_px_median'][i]:.1f}", worse,
+            f"{r['area_change_pct'][i]:+.1f} % ({r['area_change_abs_pct'][i]:.1f} %)", f"{r['iou'][i]:.3f}"]
+
+
+PHOTO_COLUMNS = ["corner error, % of diagonal (mean / median)", "corner error px (mean / median)",
+                 "worse than start", "area change (mean, mean abs)", "box IoU"]
+
+
+def photo_markdown(rows: list[dict]) -> str:
+    lines = ["| model | " + " | ".join(PHOTO_COLUMNS) + " |", "|---" * (len(PHOTO_COLUMNS) + 1) + "|"]
+    for r in rows:
+        name = "identity (no correction)" if r["model"] is None else f"{r['label']} ({r['warps']} G)"
+        lines.append(f"| {name} | " + " | ".join(photo_cells(r)) + " |")
+    return "\n".join(lines)
+
+
+def photo_table(rows: list[dict], common: dict) -> None:
+    from rich.table import Table
+
+    start = {"box": f"the true box shifted and scaled (std {common['box_std']})", "truth": "the true placement",
+             "sl3": "sl(3) noise"}[common["protocol"]]
+    table = Table(title=f"real photos at full resolution, {common['n']} cases from {start}, same starts for all")
+    for col in ["model", "G", *PHOTO_COLUMNS, "per iteration (% diag)"]:
+        table.add_column(col, justify="right")
+    for r in rows:
+        steps = " ".join(f"{v:.2f}" for v in r["corner_pct"]) if r["model"] else "-"
+        table.add_row(r["label"], str(r["warps"]), *photo_cells(r), steps)
+    console().print(table)
+
+
+def labels(refs: list[str]) -> list[str]:
+    """Short names for a table: the folder name, with its parent where that alone is ambiguous."""
+    names = [Path(r).name for r in refs]
+    return [f"{Path(r).parent.name}/{nm}" if names.count(nm) > 1 or nm == "model" else nm
+            for r, nm in zip(refs, names)]
+
+
+def console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:  # a pipe or a file: no width to wrap to
+        console = Console(width=160)
+    return console
+
+
+def markdown(summaries: list[dict]) -> str:
+    """One model: a row per iteration. Several: identity, then each model's final placement."""
+    head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | top / base corners (px) "
+            "| mask IoU | realism (D) | D prefers truth |", "|---|---|---|---|---|---|---|---|"]
+
+    def row(label, s, i):
+        realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
+        return f"| {label} | {' | '.join(cells(s, i, ' %'))} | {realism} | {preferred(s, i)} |"
+
+    first = summaries[0]
+    if len(summaries) == 1:
+        lines = head + [row("initial" if i == 0 else f"after G{i}", first, i) for i in range(len(first["corner_error"]))]
+        if first.get("realism_truth"):
+            lines.append(f"| truth | 0 | 0 | 0 / 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} | - |")
+        return "\n".join(lines)
+    lines = head + [row("identity (no correction)", dict(first, realism=None, truth_preferred=None), 0)]
+    lines += [row(f"{s['label']} ({s['warps']} G)", s, -1) for s in summaries]
+    return "\n".join(lines)
+
+
+def cells(s: dict, i: int, pct: str = "") -> list[str]:
+    """Corner (with % of diagonal), shape, x / y, top / base and IoU of summary ``s`` after iteration ``i``."""
+    return [f"{s['corner_error'][i]:.2f} ({s['corner_error_pct'][i]:.1f}{pct})", f"{s['shape_error'][i]:.2f}",
+            f"{s['x_error'][i]:.2f} / {s['y_error'][i]:.2f}", f"{s['top_error'][i]:.2f} / {s['base_error'][i]:.2f}",
+            f"{s['iou'][i]:.3f}"]
+
+
+def preferred(s: dict, i: int) -> str:
+    return f"{100 * s['truth_preferred'][i]:.0f} %" if s.get("truth_preferred") else "-"
+
+
+def comparison(summaries: list[dict], n: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"final placement error over {n} samples, same perturbations (pixels at the model size)")
+    for col in ("model", "G", "corner (% diag)", "shape", "x / y", "top / base", "IoU", "worse step"):
+        table.add_column(col, justify="right")
+    table.add_row("identity", "0", *cells(summaries[0], 0), "-")
+    for s in summaries:
+        ce = s["corner_error"]
+        worse = [i for i in range(1, len(ce)) if ce[i] > ce[i - 1]]
+        table.add_row(s["label"], str(s["warps"]), *cells(s, -1), ", ".join(f"G{i}" for i in worse) or "no")
+    console().print(table)
+
+
+def table(result: dict, warps: int) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"placement error over {result['n']} samples (pixels at the model size)")
+    m, med = result["means"], result["medians"]
+    columns = ["", "corner err (mean / median, % of diagonal)", "shape err (mean / median)", "x / y err (mean)",
+               "top / base corners (mean)", "IoU (mean)", "realism (D)", "D prefers truth"]
+    if "lens_error" in m:
+        columns.append("lens err / eye dist (mean / median)")
+    for col in columns:
+        table.add_column(col, justify="right")
+    for i in range(len(m["corner_error"])):
+        label = "initial" if i == 0 else f"after G{i}"
+        realism = f"{m['realism'][i]:.3f}" if m.get("realism") else "-"
+        row = [label, f"{m['corner_error'][i]:.2f} / {med['corner_error'][i]:.2f} ({m['corner_error_pct'][i]:.1f} %)",
+               f"{m['shape_error'][i]:.2f} / {med['shape_error'][i]:.2f}",
+               f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['top_error'][i]:.2f} / {m['base_error'][i]:.2f}",
+               f"{m['iou'][i]:.3f}", realism, preferred(m, i)]
+        if "lens_error" in m:
+            row.append(f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}")
+        table.add_row(*row)
+    if m.get("realism_truth"):
+        table.add_row("truth", "0", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", "-",
+                      *(["0"] if "lens_error" in m else []))
+    console().print(table)
+
+
+def images(result: dict, folder: Path) -> None:
+    """``cases.png`` (best, median and worst: initial | each iteration | truth) and ``histogram.png``
+    (corner error before and after, over all samples)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = result["images"]
+    n_cols = next(iter(rows.values()))[0].shape[0]
+    labels = ["initial"] + [f"G{i}" for i in range(1, n_cols - 1)] + ["truth"]
+    columns = [np.stack([rows[name][0][j] for name in ("best", "median", "worst")]) for j in range(n_cols)]
+    import torch
+
+    sample_grid([torch.from_numpy(c) if not hasattr(c, "detach") else c for c in columns], folder / "cases.png", labels)
+    before = result["per_sample"]["corner_error"][0]
+    after = result["per_sample"]["corner_error"][-1]
+    w, h, left, bottom = 640, 300, 40, 30
+    img = np.full((h, w, 3), 255, np.uint8)
+    top = max(before.max(), after.max(), 1e-6)
+    bins = np.linspace(0, top, 31)
+    hb, _ = np.histogram(before, bins)
+    ha, _ = np.histogram(after, bins)
+    peak = max(hb.max(), ha.max(), 1)
+    bw = (w - left - 10) / 30
+    for i in range(30):
+        for counts, colour, off in ((hb, (214, 39, 40), 0), (ha, (31, 119, 180), bw / 2)):
+            x0 = int(left + i * bw + off)
+            y0 = int(h - bottom - counts[i] / peak * (h - bottom - 30))
+            cv2.rectangle(img, (x0, y0), (int(x0 + bw / 2) - 1, h - bottom), colour, -1)
+    cv2.putText(img, f"corner error (px): initial mean {before.mean():.2f} (red), final mean {after.mean():.2f} (blue)",
+                (left, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    for frac in (0, 0.5, 1):
+        cv2.putText(img, f"{frac * top:.1f}", (int(left + frac * (w - left - 30)), h - 10), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.38, (60, 60, 60), 1, cv2.LINE_AA)
+    imageio.write_image(folder / "histogram.png", img)
