@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from stgan_cli import compositing, imageio, photo_eval
 from stgan_cli.cli import app
-from stgan_cli.data import photos
+from stgan_cli.data import instances, photos
 from stgan_cli.data.datasets import PairedDataset
 from stgan_cli.errors import StganError
 
@@ -140,12 +140,12 @@ def test_coco_rle_and_polygons(tmp_path):
     size = (37, 53)
     mask = ellipse(size, (25, 18), (14, 9))
     mask[2:5, 40:50] = 1
-    assert np.array_equal(photos.rle_mask(rle_encode(mask), size), mask)
-    assert np.array_equal(photos.coco_mask({"counts": rle_runs(mask), "size": list(size)}, size), mask)
-    square = photos.polygon_mask([[10.5, 5.5, 20.5, 5.5, 20.5, 15.5, 10.5, 15.5]], size)
+    assert np.array_equal(instances.rle_mask(rle_encode(mask), size), mask)
+    assert np.array_equal(instances.coco_mask({"counts": rle_runs(mask), "size": list(size)}, size), mask)
+    square = instances.polygon_mask([[10.5, 5.5, 20.5, 5.5, 20.5, 15.5, 10.5, 15.5]], size)
     assert square.sum() == 11 * 11 and square[5, 10] == 1 and square[16, 21] == 0
     with pytest.raises(ValueError, match="add up"):
-        photos.rle_mask([5, 5], size)
+        instances.rle_mask([5, 5], size)
 
 
 def test_from_coco_json(tmp_path):
@@ -184,7 +184,7 @@ def test_a_bad_mask_is_named(tmp_path, shots):
     assert summary["skipped"]["unreadable mask"] == 2
     assert any("p0_0.png: not an image" in line for line in r.stderr.splitlines())
     with pytest.raises(StganError, match="p1_0.png: mask is 10x10, its photo .*p1.jpg is 400x300"):
-        photos.instance_mask(photos.Instance(images / "p1.jpg", "p1_0", mask=masks / "p1_0.png"), (300, 400))
+        instances.instance_mask(instances.Instance(images / "p1.jpg", "p1_0", mask=masks / "p1_0.png"), (300, 400))
     (masks / "stray.png").write_bytes(b"")
     r = run("data", "from-photos", "--images", images, "--masks", masks, "--out", tmp_path / "ds2")
     assert r.exit_code == 1 and "stray.png: mask names must be <image-stem>_<k>" in r.stderr
@@ -290,7 +290,7 @@ def test_decoders_match_the_shared_masks():
     assert crowd and plain
     for k in crowd + plain:
         shipped = cv2.imread(str(folder / "masks" / rows[k]["mask"]), 0) > 127
-        ours = photos.coco_mask(anns[k]["segmentation"], shipped.shape) > 0
+        ours = instances.coco_mask(anns[k]["segmentation"], shipped.shape) > 0
         iou = (ours & shipped).sum() / (ours | shipped).sum()
         assert iou > (0.999 if k in crowd else 0.9), (k, iou)
 

@@ -95,7 +95,7 @@ def from_photos(
 ):
     """Paired data from real photos with object masks: each object cut out at its true place, its
     hole filled in the background. Train, refine and eval read the result like generated rooms."""
-    from ..data import photos
+    from ..data import instances as instance_lists, photos
     from ..errors import StganError, UsageError
 
     given = [name for name, v in (("--masks", masks), ("--coco", coco), ("--instances", instances)) if v is not None]
@@ -109,13 +109,13 @@ def from_photos(
     if existing and not overwrite:
         raise StganError(f"{existing[0]}: a dataset is already there (use --overwrite)")
     if masks is not None:
-        found = photos.from_mask_folder(images, masks)
+        found = instance_lists.from_mask_folder(images, masks)
     elif coco is not None:
-        found = photos.from_coco(images, coco)
+        found = instance_lists.from_coco(images, coco)
     elif instances.is_dir():
-        found = photos.from_segmented_tree(instances)
+        found = instance_lists.from_segmented_tree(instances)
     else:
-        found = photos.from_instances_csv(instances, images)
+        found = instance_lists.from_instances_csv(instances, images)
     if not found:
         raise StganError("no object instances found in the annotations")
     if existing:
