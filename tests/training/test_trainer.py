@@ -21,7 +21,7 @@ from stgan_cli.errors import StganError
 from stgan_cli.training import checkpoint, config as C, losses
 from stgan_cli.training.trainer import Trainer, schedule
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "smoke.yaml"
 
 
