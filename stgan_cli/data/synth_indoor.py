@@ -652,7 +652,7 @@ def write_samples(folder, n: int = 4, size=(480, 640), seed: int = 2026, shadows
     import json
     from pathlib import Path
 
-    from .. import imageio
+    from .. import atomic, imageio
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -665,6 +665,6 @@ def write_samples(folder, n: int = 4, size=(480, 640), seed: int = 2026, shadows
         info = {"background": f"room_{k}.png", "foreground": f"object_{k}.png", "category": scene.furniture.category,
                 "box": [x1, y1, x2, y2], "homography": [[1, 0, x1], [0, 1, y1], [0, 0, 1]],
                 "note": "box: x1,y1,x2,y2 in room pixels (bg[y1:y2, x1:x2]); homography: room_from_object pixels"}
-        (folder / f"object_{k}.json").write_text(json.dumps(info, indent=2) + "\n")
+        atomic.write_bytes(folder / f"object_{k}.json", (json.dumps(info, indent=2) + "\n").encode())
         infos.append(info)
     return infos

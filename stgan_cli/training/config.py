@@ -279,4 +279,6 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None,
 def save(cfg: TrainConfig, path: Path) -> None:
     import yaml
 
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    from .. import atomic
+
+    atomic.write_bytes(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())
