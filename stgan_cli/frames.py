@@ -81,6 +81,12 @@ def bg_from_fg_pixels(p, bg_size: Size, bg_from_fg_init: np.ndarray) -> np.ndarr
     """
     if hasattr(p, "detach"):  # a torch tensor
         p = p.detach().cpu().double().numpy()
-    canvas_from_bg = expm(sl3_matrix(np.asarray(p, np.float64).reshape(8)))
-    m = pixel_from_canon(bg_size) @ np.linalg.inv(canvas_from_bg) @ canon_from_pixel(bg_size) @ bg_from_fg_init
+    # expm(-A) is the inverse of expm(A) exactly: nothing to invert, however large the warp.
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged warp is refused below
+        bg_from_canvas = expm(-sl3_matrix(np.asarray(p, np.float64).reshape(8)))
+        m = pixel_from_canon(bg_size) @ bg_from_canvas @ canon_from_pixel(bg_size) @ bg_from_fg_init
+    if not (np.all(np.isfinite(m)) and abs(m[2, 2]) > 1e-12):
+        from .errors import StganError
+
+        raise StganError("the model's correction diverged (a warp too large to apply)")
     return m / m[2, 2]

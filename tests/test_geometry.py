@@ -117,3 +117,17 @@ def test_full_resolution_transfer_moves_points_like_the_canvas():
     moved = g.pixel_from_canon(low) @ np.linalg.inv(g.warp_matrix(p).numpy()) @ g.canon_from_pixel(low)
     via_low = g.apply_homography(g.rescale_homography(low, bg_size) @ moved @ lowcanvas_from_fg, pts)
     np.testing.assert_allclose(g.apply_homography(full, pts), via_low, rtol=1e-9)
+
+
+def test_full_resolution_transfer_needs_no_inverse_and_refuses_a_diverged_warp():
+    """The transfer exponentiates -A(p) instead of inverting expm(A(p)): a large warp (which made the
+    inverse singular in float64) still maps the object; one beyond float64 is a one-line error."""
+    from stgan_cli import frames
+    from stgan_cli.errors import StganError
+
+    p = np.array([0.0, 0, 30.0, 0, 0, 0, -10.0, 0])  # expm(A) has entries near e^40: its inverse is singular
+    m = frames.bg_from_fg_pixels(p, (480, 640), np.eye(3))
+    assert np.all(np.isfinite(m))
+    np.testing.assert_allclose(m, np.linalg.inv(frames.bg_from_fg_pixels(-p, (480, 640), np.eye(3))), rtol=1e-6)
+    with pytest.raises(StganError, match="diverged"):
+        frames.bg_from_fg_pixels(np.full(8, 1e6), (480, 640), np.eye(3))
