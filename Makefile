@@ -4,7 +4,7 @@ REALDATA ?= ../shared/realdata
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench data-real eval-real train-indoor baseline-indoor eval-indoor train-glasses clean
+.PHONY: install demo test test-fast bench data-real eval-real train-indoor train-indoor-paper baseline-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,29 +30,36 @@ bench: $(STAMP)
 	$(PY) benchmarks/composite.py
 
 # The default model, from scratch: data, the whole schedule (resumed if interrupted), models/indoor/.
-train-indoor: $(STAMP)
+train-indoor: data-real
 	grep -qs contact_shadow data/indoor/train/meta.jsonl || $(PY) -m stgan_cli data synth-indoor --out data/indoor --n 10000 --seed 0 --overwrite
 	if [ -f runs/indoor/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/indoor; \
 	else $(PY) -m stgan_cli train --config configs/indoor.yaml --data data/indoor --out runs/indoor; fi
-	# The weights and config; the hand-written card (recipe, measured table, limits) stays. The new
-	# config runs every generator: choose its default_iterations on rooms of another seed
-	# (stgan data synth-indoor --out data/indoor-val --n 1000 --seed 1 --split 0; see the card).
+	# The weights and config; the hand-written card (recipe, measured tables, limits) stays. Every
+	# iteration helps on rooms of another seed (stgan data synth-indoor --out data/indoor-val --n 1000
+	# --seed 1 --split 0; see the card), so default_iterations stays unset.
 	mkdir -p models/indoor && cp runs/indoor/model/model.safetensors runs/indoor/model/config.yaml models/indoor/
+
+# The paper's recipe (models/indoor-paper): five generators, supervised G_1, D, warp stages, end to end.
+train-indoor-paper: $(STAMP)
+	grep -qs contact_shadow data/indoor/train/meta.jsonl || $(PY) -m stgan_cli data synth-indoor --out data/indoor --n 10000 --seed 0 --overwrite
+	if [ -f runs/indoor-paper/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/indoor-paper; \
+	else $(PY) -m stgan_cli train --config configs/indoor-paper.yaml --data data/indoor --out runs/indoor-paper; fi
+	mkdir -p models/indoor-paper && cp runs/indoor-paper/model/model.safetensors models/indoor-paper/
 
 # The paper's naive baseline: the same supervised G_1, then one generator trained adversarially for
 # as many steps as ST-GAN's warp and end-to-end stages together (5 x 300 + 300), after the same
 # 200 D-only steps. Resumes when interrupted.
 baseline-indoor: $(STAMP)
-	test -d runs/indoor/stages/pretrain || { echo "baseline-indoor starts from make train-indoor's runs/indoor/stages/pretrain"; exit 1; }
-	test -f runs/indoor-naive/model/model.safetensors || $(PY) -m stgan_cli refine runs/indoor/stages/pretrain \
-		--data data/indoor --out runs/indoor-naive/model -c configs/indoor.yaml --steps 1800 --set stages.d_pretrain=200
+	test -d runs/indoor-paper/stages/pretrain || { echo "baseline-indoor starts from make train-indoor-paper's runs/indoor-paper/stages/pretrain"; exit 1; }
+	test -f runs/indoor-naive/model/model.safetensors || $(PY) -m stgan_cli refine runs/indoor-paper/stages/pretrain \
+		--data data/indoor --out runs/indoor-naive/model -c configs/indoor-paper.yaml --steps 1800 --set stages.d_pretrain=200
 
-# The comparison table of the card: identity, the supervised G_1, every stage, the shipped model,
-# and the naive baseline when it has been trained, all on the same 1000 perturbed held-out rooms.
+# The paper model card's comparison table: identity, the supervised G_1, every stage, the shipped
+# model, and the naive baseline when it has been trained, all on the same 1000 perturbed held-out rooms.
 eval-indoor: $(STAMP)
-	$(PY) -m stgan_cli eval runs/indoor/stages/pretrain $$(ls -d runs/indoor/stages/warp* | sort) \
-		runs/indoor/stages/end_to_end models/indoor $$(ls -d runs/indoor-naive/model 2>/dev/null) \
-		--data data/indoor/test --n 1000 --seed 0 --markdown | tee runs/indoor/comparison.md
+	$(PY) -m stgan_cli eval runs/indoor-paper/stages/pretrain $$(ls -d runs/indoor-paper/stages/warp* | sort) \
+		runs/indoor-paper/stages/end_to_end models/indoor-paper $$(ls -d runs/indoor-naive/model 2>/dev/null) \
+		--data data/indoor/test --n 1000 --seed 0 --markdown | tee runs/indoor-paper/comparison.md
 
 # Real photos: every object of ../shared/realdata/segmented cut out and its hole filled; a fixed split
 # by photo (seed 0, 80 % train), so that test/ holds ~300 pairs that no training reads.
@@ -68,6 +75,8 @@ eval-real: data-real
 	for start in box truth; do for trust in default off; do echo "start: $$start, trust region: $$trust"; \
 		$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol $$start --seed 0 \
 		--trust-region $$trust --markdown | tee data/real/eval-$$start-$$trust.md; done; done
+	# Photos without a filled hole: how far each model moves a person's own target box.
+	$(PY) tools/user_boxes.py indoor indoor-paper $(MODELS) | tee data/real/user-boxes.md
 
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
 train-glasses: $(STAMP)

@@ -29,7 +29,8 @@ class RegistryEntry:
 
 
 REGISTRY = {
-    "indoor": RegistryEntry("indoor", "furniture in rooms; trained on generated indoor scenes (default)"),
+    "indoor": RegistryEntry("indoor", "objects in photos and rooms; real photo pairs and generated rooms (default)"),
+    "indoor-paper": RegistryEntry("indoor-paper", "furniture in generated rooms; the paper's five generators"),
     "glasses": RegistryEntry("glasses", "eyeglasses on faces"),
 }
 

@@ -18,7 +18,7 @@ SHIPPED = ROOT / "models" / "indoor"
 
 def test_shipped_model_is_the_default_and_loads_strictly():
     loaded = modelstore.open_model(None)
-    assert loaded.path.resolve() == SHIPPED.resolve() and loaded.config.warps == 5
+    assert loaded.path.resolve() == SHIPPED.resolve() and loaded.config.warps == 3
     assert loaded.config.image_size == (120, 160) and loaded.net.discriminator is not None
     card = (SHIPPED / "README.md").read_text()
     assert "identity" in card and "make train-indoor" in card

@@ -36,7 +36,7 @@ def test_critic_probe_trains_d_alone_and_reports_its_ranking(tmp_path):
     from stgan_cli.data import synth_indoor as si
 
     si.generate(tmp_path / "rooms", 6, seed=3, size=(120, 160), split=1.0, workers=1)
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "critic_probe.py"), str(ROOT / "configs" / "indoor.yaml"),
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "critic_probe.py"), str(ROOT / "configs" / "indoor-paper.yaml"),
                         "--data", str(tmp_path / "rooms"), "--steps", "2", "--every", "1", "--n", "12",
                         "--out", str(tmp_path / "run")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

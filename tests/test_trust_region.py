@@ -178,4 +178,5 @@ def test_a_person_is_not_squashed_or_rotated_past_the_limits(tmp_path):
         a, b = (torch.from_numpy(geometry.apply_homography(h, corners))[None] for h in (h0, h1))
         m = T.measure(a, b)
         assert m["rotate"].item() <= limits["rotate"] + 0.5 and m["shape"].item() <= limits["shape"] + 0.01
-        assert 1 / (limits["scale"] + 0.01) <= m["scale"].item() <= limits["scale"] + 0.01
+        # 1 % either way: the limits hold in the model's 120x160 frame, this measures at full resolution
+        assert 1 / (limits["scale"] * 1.01) <= m["scale"].item() <= limits["scale"] * 1.01

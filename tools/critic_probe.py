@@ -2,7 +2,7 @@
 longer) on true composites against perturbed ones, and every ``--every`` steps report on held-out
 rooms the share of scenes whose true placement it scores above the perturbed one (50 %: chance).
 
-    python tools/critic_probe.py configs/indoor.yaml --data data/indoor --steps 1000 --out /tmp/probe
+    python tools/critic_probe.py configs/indoor-paper.yaml --data data/indoor --steps 1000 --out /tmp/probe
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from stgan_cli.training.trainer import Trainer
 
 def truth_preferred(trainer: Trainer, n: int) -> float:
     """On the held-out scenes, with the initial perturbation of ``stgan eval --seed 0``."""
-    idx = np.resize(np.arange(len(trainer.eval_data)), n)
+    idx = np.resize(np.arange(len(trainer.batches.eval_data)), n)
     p0 = perturb.warp_noise(n, trainer.cfg.perturb.homography, trainer.cfg.perturb.translation,
                             np.random.default_rng(0))
-    out = evaluation.evaluate_batches(trainer.net, trainer.eval_data, idx, torch.from_numpy(p0).float(), trainer.size)
+    out = evaluation.evaluate_batches(trainer.net, trainer.batches.eval_data, idx, torch.from_numpy(p0).float(), trainer.size)
     return out["means"]["truth_preferred"][0]  # the untrained G_1 is the identity: iterate 0 is the start
 
 
