@@ -52,7 +52,7 @@ def evaluate(
     from .. import eval_report
 
     from .. import modelstore
-    from ..data.datasets import PairedDataset
+    from ..data.datasets import open_eval_set
     from ..data.perturb import warp_noise
     from ..evaluation import evaluate_batches
 
@@ -78,14 +78,12 @@ def evaluate(
     std_h = homography if homography is not None else trained.get("homography", 0.1)
     std_t = translation if translation is not None else trained.get("translation", 0.1)
     eyes = None
-    if cfg.domain == "glasses" and (Path(data) / "real").is_dir():  # a `stgan data glasses` folder
-        from ..data.datasets import GlassesEvalSet
+    glasses = cfg.domain == "glasses" and (Path(data) / "real").is_dir()  # a `stgan data glasses` folder
+    ds = open_eval_set(data, cfg.image_size, glasses=glasses)
+    if glasses:
         from ..faces import canonical_eyes
 
-        ds = GlassesEvalSet.load(data, cfg.image_size)
         eyes = torch.from_numpy(canonical_eyes(cfg.image_size)).float()
-    else:
-        ds = PairedDataset.load(data, cfg.image_size)
     idx = np.resize(np.arange(len(ds)), n)
     p0 = torch.from_numpy(warp_noise(n, std_h, std_t, np.random.default_rng(seed))).float()
     labels = eval_report.labels([m.ref for m in opened])

@@ -263,3 +263,12 @@ def celeba_faces(root, eyeglasses: bool, split: str = "train", size=(144, 144), 
         face = load_rgb(images / name, (218, 178))
         out[i] = to_size(np.ascontiguousarray(face[r - half:r + half, c - half:c + half]), size)
     return out
+
+
+def open_eval_set(root, size, split: str | None = None, glasses: bool = False):
+    """The data set a placement can be measured on, as ``stgan eval`` and training both open it: the
+    paired layout (objects at their true pose), or with ``glasses`` a ``stgan data glasses`` folder
+    (any glasses on any face are at their true pose); ``split``: its sub-folder, if any."""
+    if glasses:
+        return GlassesEvalSet.load(Path(root) / split if split else root, size)
+    return PairedDataset.load(root, size, split)

@@ -14,7 +14,7 @@ import torch
 
 from .. import evaluation, geometry
 from ..data import perturb
-from ..data.datasets import GlassesEvalSet, PairedDataset, UnpairedDataset
+from ..data.datasets import PairedDataset, UnpairedDataset, open_eval_set
 from ..errors import StganError
 
 
@@ -29,10 +29,8 @@ class Batches:
         has_splits = (root / "train").is_dir()
         split = cfg.data.split if has_splits else None
         kind = cfg.data.kind
-        if kind == "paired":
-            load = lambda s: PairedDataset.load(root, size, s)  # noqa: E731
-        elif kind == "glasses":
-            load = lambda s: GlassesEvalSet.load(root / s if s else root, size)  # noqa: E731
+        if kind in ("paired", "glasses"):
+            load = lambda s: open_eval_set(root, size, s, glasses=kind == "glasses")  # noqa: E731
         else:
             load = lambda s: UnpairedDataset.load(root, size, s)  # noqa: E731
         self.data = load(split)
