@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stgan_cli import archs, evaluation, export, geometry, modelstore, nets
-from stgan_cli.archs import crop, refiner
+from stgan_cli.archs import refiner
 from stgan_cli.errors import StganError
 
 from conftest import random_model
@@ -119,13 +119,13 @@ def test_export_predictor_matches_the_model(arch):
     assert export.corner_distance(got, expected, inputs, (120, 160)) < export.TOLERANCE_PX
 
 
-def test_crop_window_samples_like_opencv():
-    """The crop refiner's window is an affine resampling of the frame: OpenCV's warpAffine with the
-    same map (pixel centres, bilinear, zeros outside) gives the same pixels."""
+def test_window_samples_like_opencv():
+    """The refiners' window (object-frame features, the crop) is an affine resampling of the frame:
+    OpenCV's warpAffine with the same map (pixel centres, bilinear, zeros outside) gives the same pixels."""
     rng = np.random.default_rng(0)
     img = rng.random((60, 80, 3))
     center, half = torch.tensor([[0.1, -0.2]], dtype=torch.float64), torch.tensor([[0.3, 0.45]], dtype=torch.float64)
-    got = crop.window(torch.from_numpy(img).permute(2, 0, 1)[None], center, half, size=16)[0].permute(1, 2, 0).numpy()
+    got = refiner.window(torch.from_numpy(img).permute(2, 0, 1)[None], center, half, size=16)[0].permute(1, 2, 0).numpy()
     # window pixel (u, v) -> canonical center + half * ((u + 0.5) / 8 - 1) -> frame pixel
     pix_from_canon = geometry.pixel_from_canon((60, 80))
     canon_from_win = np.array([[half[0, 0] / 8, 0, center[0, 0] + half[0, 0] * (0.5 / 8 - 1)],

@@ -19,23 +19,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import register
-from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax
+from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax, window
 
 CROP, CONTEXT = 64, 1.75  # window: pixels a side, and the box grown this much about its centre
 GLOBAL_POOL = 4  # the whole frame's view: the input averaged over 4x4 pixels
 # Corner moves per iteration, in half-sizes of the current box: a perturbed box is rarely off by more
 # than its own size, and three iterations may move it further.
 MAX_MOVE = 1.0
-
-
-def window(images: torch.Tensor, center: torch.Tensor, half: torch.Tensor, size: int = CROP) -> torch.Tensor:
-    """``images`` (B, C, H, W) resampled on a ``size`` x ``size`` grid over the boxes (canonical
-    centres and half-sizes (B, 2)); pixels outside the frame read 0."""
-    steps = (torch.arange(size, device=center.device, dtype=center.dtype) + 0.5) / size * 2 - 1
-    gy, gx = torch.meshgrid(steps, steps, indexing="ij")
-    unit = torch.stack([gx, gy], -1)
-    grid = center[:, None, None] + unit[None] * half[:, None, None]
-    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 class CropBlock(nn.Module):
@@ -63,7 +53,7 @@ class CropBlock(nn.Module):
     def forward(self, bg: torch.Tensor, warped: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
         images = torch.cat([bg, warped], 1)
         center, half = _box(corners)
-        local = self.local(window(images, center, half * CONTEXT))
+        local = self.local(window(images, center, half * CONTEXT, CROP))
         local8 = self.local8(local)
         frame = self.frame(F.avg_pool2d(images, GLOBAL_POOL))
         parts = [self.squeeze(local8).flatten(1), _soft_argmax(self.keys(local)),

@@ -103,16 +103,21 @@ def _soft_argmax(logits: torch.Tensor) -> torch.Tensor:
     return (prob @ grid).flatten(1)
 
 
+def window(images: torch.Tensor, center: torch.Tensor, half: torch.Tensor, size: int) -> torch.Tensor:
+    """``images`` (B, C, H, W) resampled on a ``size`` x ``size`` grid over the boxes (canonical
+    centres and half-sizes (B, 2)); pixels outside the frame read 0."""
+    steps = (torch.arange(size, device=center.device, dtype=center.dtype) + 0.5) / size * 2 - 1
+    gy, gx = torch.meshgrid(steps, steps, indexing="ij")
+    unit = torch.stack([gx, gy], -1)  # (size, size, 2)
+    grid = center[:, None, None] + unit[None] * half[:, None, None]
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def _roi(features: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
     """``features`` (B, C, h, w) sampled on a ROI x ROI grid over the box of ``corners`` (B, 4, 2)
     grown CONTEXT times about its centre: (B, C, ROI, ROI)."""
     center, half = _box(corners)
-    half = half * CONTEXT
-    steps = (torch.arange(ROI, device=corners.device, dtype=corners.dtype) + 0.5) / ROI * 2 - 1
-    gy, gx = torch.meshgrid(steps, steps, indexing="ij")
-    unit = torch.stack([gx, gy], -1)  # (ROI, ROI, 2)
-    grid = center[:, None, None] + unit[None] * half[:, None, None]
-    return F.grid_sample(features, grid.to(features.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+    return window(features, center, half * CONTEXT, ROI)
 
 
 class UpdateBlock(nn.Module):
