@@ -37,7 +37,8 @@ def photo_table(rows: list[dict], common: dict) -> None:
 
     start = {"box": f"the true box shifted and scaled (std {common['box_std']})", "truth": "the true placement",
              "sl3": "sl(3) noise"}[common["protocol"]]
-    table = Table(title=f"real photos at full resolution, {common['n']} cases from {start}, same starts for all")
+    decoys = ", a decoy hole in each" if common.get("decoys") else ""
+    table = Table(title=f"real photos at full resolution, {common['n']} cases from {start}{decoys}, same starts for all")
     for col in ["model", "G", *PHOTO_COLUMNS, "per iteration (% diag)"]:
         table.add_column(col, justify="right")
     for r in rows:

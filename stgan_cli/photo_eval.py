@@ -12,6 +12,9 @@ the full-resolution transfer of :func:`frames.bg_from_fg_pixels`):
 - ``sl3``: the paper's protocol.  The truth moved by sl(3) noise of the model-frame canvas.
 - ``truth``: the true placement itself; a good model barely moves it.
 
+The filled hole shows where the object was; ``--decoys`` adds a second one at the mirror of the
+truth about each start (:func:`with_decoys`), so that a model gains nothing from aiming for holes.
+
 Errors are measured on the photo's pixels: the mean distance of the object's four box corners from
 where they truly are (px, and % of the photo's diagonal), the share of cases a model leaves *worse*
 than its starting placement, the change of the object's area, and the IoU of the placed box with the
@@ -111,6 +114,28 @@ def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generato
         dx, dy, ds = rng.normal(0.0, box_std, 3)
         cx, cy, s = (x1 + x2) / 2 + dx * w, (y1 + y2) / 2 + dy * h, float(np.exp(ds))
         out.append(compositing.place_in_box(c.cutout, (cx - s * w / 2, cy - s * h / 2, cx + s * w / 2, cy + s * h / 2)))
+    return out
+
+
+def with_decoys(cases: list[Case], inits: list[np.ndarray], dilate: float = 0.03, max_area: float = 0.4) -> list[Case]:
+    """The cases with a second filled hole in each background, at the mirror of the truth about the
+    start (``bg_from_fg = m @ m`` for a start ``m``; the truth is ``I``), shaped and filled like the
+    real one (:func:`stgan_cli.data.photos.make_pair`).  The filled hole then no longer says where
+    the object belongs: what is left is the scene (:mod:`stgan_cli.training.decoys`).  Starts at the
+    truth, and decoys that would cover more than ``max_area`` of the photo, are left as they are."""
+    from .data.photos import pyramid_fill
+
+    out = []
+    for c, m in zip(cases, inits):
+        h, w = c.size
+        alpha = (c.cutout.rgba[..., 3] > 0).astype(np.uint8)
+        hole = cv2.warpPerspective(alpha, m @ m @ c.cutout.fg_from_crop, (w, h), flags=cv2.INTER_NEAREST) > 0
+        if np.allclose(m, np.eye(3)) or not hole.any() or hole.mean() > max_area:
+            out.append(c)
+            continue
+        r = max(2, int(round(dilate * np.hypot(*alpha.shape))))
+        hole = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+        out.append(Case(c.name, pyramid_fill(c.bg, hole), c.cutout))
     return out
 
 

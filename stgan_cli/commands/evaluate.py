@@ -36,6 +36,9 @@ def evaluate(
     box_std: Annotated[float, typer.Option(
         "--box-std", help="Real photos, box protocol: std of the shift and log-scale, as a fraction of the "
                           "object's size.", min=0.0)] = 0.12,
+    decoys: Annotated[bool, typer.Option(
+        "--decoys", help="Real photos: a second filled hole in each background, at the mirror of the truth "
+                         "about the start, so that the hole left by the object is no cue.")] = False,
     iterations: Annotated[Optional[int], typer.Option(
         "--iterations", "-k", help="Generators to run (default: each model's default_iterations).", min=0)] = None,
     trust: Annotated[str, typer.Option(
@@ -66,7 +69,9 @@ def evaluate(
     opened = [modelstore.open_model(m, offline) for m in models]
     if is_photo_dataset(data):
         return _evaluate_photos(opened, data, n, seed, protocol, box_std, homography, translation, dev,
-                                as_json, markdown, report, trust, iterations)
+                                as_json, markdown, report, trust, iterations, decoys)
+    if decoys:
+        raise UsageError(f"--decoys: {data} is not a set of real photo pairs (stgan data from-photos)")
     n = n or 200
     _check_iterations(opened, iterations)
     cfg = opened[0].config
@@ -118,7 +123,7 @@ def evaluate(
 
 def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_std: float, homography, translation,
                      dev: str, as_json: bool, markdown: bool, report: Optional[Path], trust: str,
-                     iterations: Optional[int]) -> None:
+                     iterations: Optional[int], decoys: bool = False) -> None:
     """Real photos at full resolution: every model from the same starting placements."""
     import numpy as np
 
@@ -132,6 +137,8 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     sl3 = (homography if homography is not None else trained.get("homography", 0.1),
            translation if translation is not None else trained.get("translation", 0.1))
     inits = photo_eval.initial_placements(cases, protocol, np.random.default_rng(seed), box_std, sl3)
+    if decoys:
+        cases = photo_eval.with_decoys(cases, inits)
     rows = [{"label": "identity", "model": None, "warps": 0,
              **photo_eval.summarise(cases, [[m] for m in inits])}]
     labels = eval_report.labels([m.ref for m in opened])
@@ -147,6 +154,7 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
             photo_eval.report(folder, cases, homs, row, label)
             log(f"report written to {folder}")
     common = {"data": str(data), "n": len(cases), "seed": seed, "protocol": protocol, "trust_region": trust,
+              "decoys": decoys,
               "box_std": box_std if protocol == "box" else None,
               "perturbation": {"homography": sl3[0], "translation": sl3[1]} if protocol == "sl3" else None}
     public = [{k: v for k, v in r.items() if k != "per_case_pct"} for r in rows]

@@ -19,6 +19,7 @@ colour of transparent pixels into the edges.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,18 @@ def dataset_root(root, split: str | None, needs: tuple[str, ...]) -> Path:
             hint = f"; it has splits: use {root / 'train'} or {root / 'test'}"
         raise StganError(f"{folder}: not a dataset folder (no {'/, '.join(missing)}/ inside){hint}")
     return folder
+
+
+def has_filled_holes(folder: Path) -> bool:
+    """Whether a paired folder (or its split) was cut from real photos by ``stgan data from-photos``:
+    its backgrounds then show each object's true place as a filled hole."""
+    for summary in (Path(folder) / "summary.json", Path(folder).parent / "summary.json"):
+        if summary.is_file():
+            try:
+                return "fill" in json.loads(summary.read_text()).get("settings", {})
+            except (OSError, ValueError, AttributeError):
+                return False
+    return False
 
 
 def to_size(pixels: np.ndarray, size) -> np.ndarray:

@@ -50,7 +50,9 @@ def pyramid_fill(img: np.ndarray, hole: np.ndarray) -> np.ndarray:
         size = ((known.shape[1] + 1) // 2, (known.shape[0] + 1) // 2)
         x = cv2.resize(x, size, interpolation=cv2.INTER_AREA)
         known = cv2.resize(known, size, interpolation=cv2.INTER_AREA)
-    colour = x / np.maximum(known, 1e-6)[..., None]
+    # a hole that spans the coarsest level takes the mean of everything known
+    mean = x.reshape(-1, x.shape[-1]).sum(0) / max(float(known.sum()), 1e-6)
+    colour = np.where((known > 0)[..., None], x / np.maximum(known, 1e-6)[..., None], mean)
     for x, known in reversed(levels):
         up = cv2.resize(colour, (known.shape[1], known.shape[0]), interpolation=cv2.INTER_LINEAR)
         if up.ndim == 2:

@@ -14,8 +14,9 @@ import torch
 
 from .. import evaluation, geometry
 from ..data import perturb
-from ..data.datasets import PairedDataset, UnpairedDataset, open_eval_set
+from ..data.datasets import PairedDataset, UnpairedDataset, has_filled_holes, open_eval_set
 from ..errors import StganError
+from . import decoys
 
 
 class Batches:
@@ -39,8 +40,12 @@ class Batches:
             held_out = has_splits and cfg.data.eval_split and (root / cfg.data.eval_split).is_dir()
             self.eval_data = load(cfg.data.eval_split) if held_out else self.data
         self.weights = None
+        # which samples show their object's true place as a filled hole (pairs cut from photos)
+        self.holes = np.full(len(self.data), kind == "paired" and has_filled_holes(self.data.root)) \
+            if kind == "paired" else None
         if cfg.data.mix:
-            self.data, self.weights = _mixed(self.data, cfg.data.mix, cfg.data.split, size, cfg.data.mix_share)
+            self.data, self.weights, self.holes = _mixed(self.data, cfg.data.mix, cfg.data.split, size,
+                                                         cfg.data.mix_share, self.holes)
         total = len(self.data) if kind != "unpaired" else len(self.data.bg)
         self.shard = np.arange(total)[rank::world]
         if len(self.shard) == 0:
@@ -64,6 +69,10 @@ class Batches:
             bg_t, fg_t = self.tensor(bg), self.tensor(fg)
             if cfg.data.kind == "paired" and cfg.perturb.truth_share + cfg.perturb.box_share > 0:
                 p0 = self._starts(p0, fg_t)
+            if cfg.data.kind == "paired" and cfg.perturb.decoy_share > 0:
+                on = self.holes[idx] & (rng.random(size) < cfg.perturb.decoy_share)
+                bg_t = decoys.mirror_decoys(bg_t, fg_t, torch.from_numpy(p0).float().to(self.device),
+                                            torch.from_numpy(on).to(self.device))
             real_fg = fg_t
             if cfg.perturb.real_jitter > 0:
                 jitter = perturb.warp_noise(size, cfg.perturb.real_jitter, 0.0, rng)
@@ -101,16 +110,18 @@ class Batches:
         return self.tensor(bg), self.tensor(fg), torch.from_numpy(p0).float().to(self.device)
 
 
-def _mixed(main: PairedDataset, folders: list, split: str | None, size, share: float):
+def _mixed(main: PairedDataset, folders: list, split: str | None, size, share: float, holes: np.ndarray):
     """``main`` and the paired datasets in ``folders`` as one, with sampling weights that give the
-    others ``share`` of each batch together (each in proportion to its size)."""
+    others ``share`` of each batch together (each in proportion to its size), and which samples show a
+    filled hole (``holes``: ``main``'s)."""
     parts = [main]
     for folder in folders:
         root = Path(folder)
         parts.append(PairedDataset.load(root, size, split if split and (root / split).is_dir() else None))
+        holes = np.concatenate([holes, np.full(len(parts[-1]), has_filled_holes(parts[-1].root))])
     extra = sum(len(p) for p in parts[1:])
     weights = np.concatenate([np.full(len(main), (1 - share) / len(main))] +
                              [np.full(len(p), share / extra) for p in parts[1:]])
     merged = PairedDataset(main.root, [f"{p.root}/{n}" for p in parts for n in p.names],
                            np.concatenate([p.bg for p in parts]), np.concatenate([p.fg for p in parts]))
-    return merged, weights
+    return merged, weights, holes

@@ -51,6 +51,10 @@ class PerturbSection:
     truth_share: float = 0.0
     box_share: float = 0.0
     box_std: float = 0.12
+    # Pairs cut from real photos (``stgan data from-photos``): the share of their samples that get a
+    # decoy hole at the mirror of the truth about the start (training/decoys.py), so that the filled
+    # hole no longer says where the object belongs.
+    decoy_share: float = 0.0
 
 
 @dataclass
@@ -218,6 +222,8 @@ def _check(cfg: TrainConfig) -> None:
     need(0 <= cfg.perturb.truth_share and 0 <= cfg.perturb.box_share and
          cfg.perturb.truth_share + cfg.perturb.box_share <= 1, "perturb.truth_share + box_share is a share, in [0, 1]")
     need(cfg.perturb.box_std >= 0, "perturb.box_std must be >= 0")
+    need(0 <= cfg.perturb.decoy_share <= 1, "perturb.decoy_share is a share, in [0, 1]")
+    need(cfg.data.kind == "paired" or cfg.perturb.decoy_share == 0, "perturb.decoy_share needs paired data")
     need(cfg.data.kind == "paired" or cfg.perturb.truth_share + cfg.perturb.box_share == 0,
          "perturb.truth_share and box_share need paired data (the true placement)")
     need(cfg.optim.supervised_weight == 0 or cfg.data.kind != "unpaired",
