@@ -1,8 +1,11 @@
 """Faces and glasses: where the eyes are in a photo, where the lenses are in a cut-out, and the
 aligned face frame the glasses model works in.
 
-Detection uses OpenCV's Haar cascades, which ship inside the opencv-python wheels (4.x; OpenCV 5
-dropped them, hence the pin), so nothing is downloaded at run time.  The model frame is an aligned
+Detection uses dlib's 68 facial landmarks where the ``landmarks`` extra is installed
+(:mod:`stgan_cli.landmarks`: eye centres from the eye contours, the head's roll and yaw, glasses
+already worn), else OpenCV's Haar cascades, which ship inside the opencv-python wheels (4.x; OpenCV 5
+dropped them, hence the pin).  Either way nothing is downloaded at run time, and every face says
+which detector found it.  The model frame is an aligned
 face crop like the paper's CelebA crops: the eyes sit where CelebA's aligned images put them
 (their mean landmarks, shifted into the 144x144 crop around (row 124, col 89)).
 """
@@ -22,11 +25,29 @@ from . import frames
 CANONICAL_EYES_144 = np.array([[52.0, 59.0], [91.0, 59.0]])
 
 
+DETECTORS = ("auto", "landmarks", "haar")
+
+
 @dataclass
 class Face:
     box: tuple[int, int, int, int]  # x, y, width, height in image pixels
     eyes: np.ndarray  # (2, 2): the image-left eye, then the image-right one, (x, y)
     eyes_found: bool  # False: eyes estimated from the face box
+    detector: str = "haar"  # or "landmarks"
+    landmarks: np.ndarray | None = None  # (68, 2) image pixels, with the landmarks detector
+    glasses: bool | None = None  # already wearing glasses (landmarks only; None: not known)
+
+    def summary(self) -> dict:
+        """What a sidecar reports of the face."""
+        out = {"box": list(self.box), "eyes": self.eyes.round(2).tolist(), "eyes_found": self.eyes_found,
+               "detector": self.detector}
+        if self.landmarks is not None:
+            from . import landmarks
+
+            out.update(roll=round(landmarks.roll_degrees(self.landmarks), 2),
+                       yaw=round(landmarks.yaw(self.landmarks), 3),
+                       width=round(landmarks.face_width(self.landmarks), 2), glasses=self.glasses)
+        return out
 
 
 def canonical_eyes(size) -> np.ndarray:
@@ -94,12 +115,19 @@ def _eyes_in(gray: np.ndarray, box) -> np.ndarray | None:
 DETECT_SIDE = 1000  # faces are found on a copy at most this large: 4K photos take 10x longer otherwise
 
 
-def detect_faces(rgb: np.ndarray) -> list[Face]:
-    """Frontal faces, largest first, each with its two eyes (detected, else estimated from the box).
+def detect_faces(rgb: np.ndarray, detector: str = "auto") -> list[Face]:
+    """Faces, largest first, each with its two eyes.
 
-    A box is kept if it is at least 60% as large as the largest face, or 30% as large with both
-    eyes found: the cascade's false alarms (a shoulder, a patterned shirt) are small and mostly eyeless.
+    ``detector``: ``landmarks`` (dlib, :mod:`stgan_cli.landmarks`), ``haar``, or ``auto``: landmarks
+    where installed, else Haar.
     """
+    from . import landmarks
+    from .errors import StganError
+
+    if detector not in DETECTORS:
+        raise StganError(f"--detector {detector}: expected one of {', '.join(DETECTORS)}")
+    if detector == "landmarks" and not landmarks.available():
+        raise StganError("--detector landmarks: dlib is not installed (pip install 'stgan-cli[landmarks]')")
     if rgb.dtype != np.uint8:
         rgb = (rgb // 257).astype(np.uint8)
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
@@ -107,7 +135,30 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
     scale = min(1.0, DETECT_SIDE / max(h, w))
     if scale < 1:
         gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    gray = cv2.equalizeHist(gray)
+    to_image = lambda v: (v + 0.5) / scale - 0.5  # noqa: E731  pixel centres, as everywhere in the project
+    if detector != "haar" and landmarks.available():
+        return _landmark_faces(gray, to_image)
+    return _haar_faces(cv2.equalizeHist(gray), scale, to_image)
+
+
+def _landmark_faces(gray: np.ndarray, to_image) -> list[Face]:
+    from . import landmarks
+
+    faces = []
+    for points in landmarks.detect(gray):
+        pts = to_image(points)
+        (x1, y1), (x2, y2) = pts.min(0), pts.max(0)
+        box = tuple(int(round(v)) for v in (x1, y1, x2 - x1, y2 - y1))  # the landmarks' extent
+        faces.append(Face(box, landmarks.eye_centres(pts), True, "landmarks", pts,
+                          landmarks.wears_glasses(gray, points)))
+    return faces
+
+
+def _haar_faces(gray: np.ndarray, scale: float, to_image) -> list[Face]:
+    """Frontal faces from the Haar cascades, each with its two eyes (detected, else estimated from
+    the box).  A box is kept if it is at least 60% as large as the largest face, or 30% as large with
+    both eyes found: the cascade's false alarms (a shoulder, a patterned shirt) are small and mostly
+    eyeless."""
     min_side = max(24, min(gray.shape) // 25)
     boxes = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
         gray, scaleFactor=1.08, minNeighbors=6, minSize=(min_side, min_side))
@@ -120,7 +171,6 @@ def detect_faces(rgb: np.ndarray) -> list[Face]:
         found_faces.append((bx, by, bw, bh, eyes, found))
     largest = found_faces[0][2] if found_faces else 0
     faces = []
-    to_image = lambda v: (v + 0.5) / scale - 0.5  # pixel centres, as everywhere in the project
     for bx, by, bw, bh, eyes, found in found_faces:
         if bw >= 0.6 * largest or (found and bw >= 0.3 * largest):
             box = tuple(int(round(v / scale)) for v in (bx, by, bw, bh))

@@ -36,6 +36,8 @@ class Options:
     batch_size: int = 8
     place: str = "auto"  # auto (faces for a glasses model) | face | scene
     faces: str = "all"  # all | largest
+    detector: str = "auto"  # auto | landmarks | haar (stgan_cli.faces.DETECTORS)
+    skip_glasses_faces: bool = False  # leave faces that already wear glasses
     exclusive: bool = False  # never replace an output that exists when it is written (batches)
     trust_region: str = "default"  # default | off | key=value,... (stgan_cli.trust_region.parse)
 
@@ -49,6 +51,7 @@ class Prepared:
     timings: dict = field(default_factory=dict)
     clamped: bool = False  # the trust region shortened a correction
     limits: dict | None = None  # the trust region's limits for the (first) object
+    notes: list[str] = field(default_factory=list)  # for the user: what was found and left out
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Result:
     homography: list | None = None
     timings: dict = field(default_factory=dict)
     clamped: bool = False
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         d = {"foreground": str(self.item.fg), "background": str(self.item.bg), "output": str(self.item.out),
@@ -68,6 +72,8 @@ class Result:
         if self.homography is not None:
             d["homography"] = self.homography
             d["clamped"] = self.clamped
+        if self.notes:
+            d["notes"] = self.notes
         if self.timings:
             d["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
         return d
@@ -127,15 +133,17 @@ class Compositor:
         if bg.channels in (1, 3):
             bg.pixels = compositing.as_rgb(bg.pixels)
         t1 = time.perf_counter()
+        notes = []
         if self.face_mode:
-            slots = placement.face_slots(item.bg, bg, cutout, self.frame_size, self.opt.faces, self.iterations > 0)
+            slots, notes = placement.face_slots(item.bg, bg, cutout, self.frame_size, self.opt.faces,
+                                                self.iterations > 0, self.opt.detector, self.opt.skip_glasses_faces)
         else:
             slots = [Slot(np.eye(3), bg.size, placement.initial_placement(cutout, bg.size, self.opt, self.placement))]
             compositing.check_visible(cutout, slots[0].frame_from_fg, bg.size, "the initial placement")
             if self.iterations > 0:
                 slots[0].bg_low, slots[0].fg_low = compositing.lowres_inputs(
                     bg.pixels[..., :3], cutout, slots[0].frame_from_fg, self.model.config.image_size)
-        prep = Prepared(item, bg, cutout, slots, timings={"load": t1 - t0})
+        prep = Prepared(item, bg, cutout, slots, timings={"load": t1 - t0}, notes=notes)
         prep.timings["lowres"] = time.perf_counter() - t1
         return prep
 
@@ -193,7 +201,8 @@ class Compositor:
             raise
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
-        return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings, clamped=prep.clamped)
+        return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings, clamped=prep.clamped,
+                      notes=prep.notes)
 
     # --- driver --------------------------------------------------------------------------------
 

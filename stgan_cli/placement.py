@@ -90,16 +90,30 @@ def initial_placement(cutout: compositing.Cutout, bg_size, o, default: Placement
 
 
 def face_slots(bg_path: Path, bg: imageio.Picture, cutout: compositing.Cutout, frame_size, which: str,
-               lowres: bool) -> list[Slot]:
+               lowres: bool, detector: str = "auto", skip_glasses_faces: bool = False) -> tuple[list[Slot], list[str]]:
     """One slot per face (``which``: all | largest): the aligned face frame, and the glasses' lenses
-    placed on its eyes; with ``lowres``, the frame and the glasses as the generators see them."""
+    placed on its eyes; with ``lowres``, the frame and the glasses as the generators see them.  Faces
+    that already wear glasses are left out with ``skip_glasses_faces``, and reported either way: the
+    second value is the notes for the user."""
     from . import faces
 
-    found = faces.detect_faces(bg.pixels[..., :3])
+    found = faces.detect_faces(bg.pixels[..., :3], detector)
     if not found:
         raise StganError(f"{bg_path}: no face found")
     if which == "largest":
         found = found[:1]
+    notes = []
+    worn = [k for k, f in enumerate(found) if f.glasses]
+    if worn:
+        which_faces = "face " + ", ".join(str(k + 1) for k in worn)  # largest first
+        if skip_glasses_faces:
+            found = [f for f in found if not f.glasses]
+            if not found:
+                raise StganError(f"{bg_path}: every face found already wears glasses (--skip-glasses-faces)")
+            notes.append(f"{bg_path}: left {which_faces} as it is: it already wears glasses")
+        else:
+            notes.append(f"{bg_path}: {which_faces} already wears glasses and gets a second pair "
+                         "(--skip-glasses-faces leaves such faces)")
     eyes = faces.canonical_eyes(frame_size)
     lenses = faces.lens_centres(cutout.rgba[..., 3])
     if lenses is None:  # no enclosed lenses: the middles of the cut-out's left and right halves
@@ -110,11 +124,11 @@ def face_slots(bg_path: Path, bg: imageio.Picture, cutout: compositing.Cutout, f
     for face in found:
         frame_from_image = faces.similarity(face.eyes, eyes)
         slot = Slot(frame_from_image, frame_size, frame_from_fg,
-                    face={"box": list(face.box), "eyes": face.eyes.round(2).tolist(), "eyes_found": face.eyes_found})
+                    face=face.summary())
         if lowres:
             bg_f = imageio.to_unit_float(bg.pixels[..., :3])
             slot.bg_low = compositing.warp_premultiplied(bg_f, frame_from_image, frame_size, replicate=True)
             slot.fg_low = compositing.warp_premultiplied(cutout.rgba, frame_from_fg @ cutout.fg_from_crop,
                                                          frame_size)
         slots.append(slot)
-    return slots
+    return slots, notes

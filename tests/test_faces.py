@@ -62,7 +62,7 @@ def test_lens_centres_of_drawn_glasses():
 
 def given_face(monkeypatch, eyes):
     face = faces.Face((0, 0, 10, 10), np.array(eyes, float), True)
-    monkeypatch.setattr(faces, "detect_faces", lambda rgb: [face])
+    monkeypatch.setattr(faces, "detect_faces", lambda rgb, detector="auto": [face])
 
 
 def face_folders(tmp_path, monkeypatch, photos: int):

@@ -54,6 +54,12 @@ def composite(
     place: Annotated[str, typer.Option(
         "--place", help="auto (faces for a glasses model) | face (glasses on every detected face) | scene.")] = "auto",
     faces: Annotated[str, typer.Option("--faces", help="With face placement: all | largest.")] = "all",
+    detector: Annotated[str, typer.Option(
+        "--detector", help="Face placement: landmarks (dlib, the landmarks extra) | haar (OpenCV) | auto "
+                           "(landmarks where installed). The sidecar says which ran.")] = "auto",
+    skip_glasses_faces: Annotated[bool, typer.Option(
+        "--skip-glasses-faces", help="Face placement: leave faces that already wear glasses (found by the "
+                                     "landmarks detector) as they are.")] = False,
     trust: Annotated[str, typer.Option(
         "--trust-region", help="Limits on what the model may do to the object: default (from its training), off, "
                                "or move=0.3,scale=1.2,rotate=5,shape=0.05 over the default.")] = "default",
@@ -73,6 +79,10 @@ def composite(
         raise UsageError(f"--place {place}: expected auto, face or scene")
     if faces not in ("all", "largest"):
         raise UsageError(f"--faces {faces}: expected all or largest")
+    from ..faces import DETECTORS
+
+    if detector not in DETECTORS:
+        raise UsageError(f"--detector {detector}: expected one of {', '.join(DETECTORS)}")
     check_finite(scale, "--scale")
     if scale is not None and scale <= 0:
         raise UsageError("--scale must be a positive fraction of the background width")
@@ -116,6 +126,7 @@ def composite(
         at=at_xy,
         scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
         max_pixels=max_pixels, batch_size=batch_size, place=place, faces=faces,
+        detector=detector, skip_glasses_faces=skip_glasses_faces,
         exclusive=batch and not overwrite, trust_region=trust,
     )
     compositor = Compositor(loaded, opts, on_ready=on_ready)
@@ -123,6 +134,8 @@ def composite(
     def emit(res: Result):
         if as_json:
             print(json.dumps(res.to_json()), flush=True)
+        for note in res.notes:
+            log(note)
         if res.status == "failed" and batch:
             log(f"failed: {res.error}")
 
