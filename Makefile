@@ -75,6 +75,11 @@ eval-real: data-real
 	for start in box truth; do for trust in default off; do echo "start: $$start, trust region: $$trust"; \
 		$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol $$start --seed 0 \
 		--trust-region $$trust --markdown | tee data/real/eval-$$start-$$trust.md; done; done
+	# The honest row: a decoy hole at the mirror of the truth about each start, so aiming for the
+	# filled hole gains nothing (stgan_cli/training/decoys.py).
+	for trust in default off; do echo "start: box, decoys, trust region: $$trust"; \
+		$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol box --decoys --seed 0 \
+		--trust-region $$trust --markdown | tee data/real/eval-box-decoys-$$trust.md; done
 	# Photos without a filled hole: how far each model moves a person's own target box.
 	$(PY) tools/user_boxes.py indoor indoor-paper $(MODELS) | tee data/real/user-boxes.md
 

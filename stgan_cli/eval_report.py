@@ -65,18 +65,27 @@ def console():
 
 def markdown(summaries: list[dict]) -> str:
     """One model: a row per iteration. Several: identity, then each model's final placement."""
+    lens = "lens_error" in summaries[0]
     head = ["| | corner error (px, % of diagonal) | shape error (px) | x / y error (px) | top / base corners (px) "
-            "| mask IoU | realism (D) | D prefers truth |", "|---|---|---|---|---|---|---|---|"]
+            "| mask IoU | realism (D) | D prefers truth |" +
+            (" lens error / eye distance (mean / median) | lens worse than start | width / eye distance (plausible) |"
+             if lens else ""), "|---|---|---|---|---|---|---|---|" + ("---|---|---|" if lens else "")]
 
     def row(label, s, i):
         realism = f"{s['realism'][i]:.3f}" if s.get("realism") else "-"
-        return f"| {label} | {' | '.join(cells(s, i, ' %'))} | {realism} | {preferred(s, i)} |"
+        line = f"| {label} | {' | '.join(cells(s, i, ' %'))} | {realism} | {preferred(s, i)} |"
+        if lens:
+            worse = f"{100 * s['lens_worse'][i]:.0f} %" if i and s.get("lens_worse") else "-"
+            line += (f" {s['lens_error'][i]:.3f} / {s['lens_error_median'][i]:.3f} | {worse} | "
+                     f"{s['glasses_width'][i]:.2f} ({100 * s['width_plausible'][i]:.0f} %) |")
+        return line
 
     first = summaries[0]
     if len(summaries) == 1:
         lines = head + [row("initial" if i == 0 else f"after G{i}", first, i) for i in range(len(first["corner_error"]))]
         if first.get("realism_truth"):
-            lines.append(f"| truth | 0 | 0 | 0 / 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} | - |")
+            lines.append(f"| truth | 0 | 0 | 0 / 0 | 0 / 0 | 1 | {first['realism_truth'][0]:.3f} | - |" +
+                         (" 0 | - | - |" if lens else ""))
         return "\n".join(lines)
     lines = head + [row("identity (no correction)", dict(first, realism=None, truth_preferred=None), 0)]
     lines += [row(f"{s['label']} ({s['warps']} G)", s, -1) for s in summaries]
@@ -116,7 +125,7 @@ def table(result: dict, warps: int) -> None:
     columns = ["", "corner err (mean / median, % of diagonal)", "shape err (mean / median)", "x / y err (mean)",
                "top / base corners (mean)", "IoU (mean)", "realism (D)", "D prefers truth"]
     if "lens_error" in m:
-        columns.append("lens err / eye dist (mean / median)")
+        columns += ["lens err / eye dist (mean / median)", "lens worse than start", "width / eye dist (plausible)"]
     for col in columns:
         table.add_column(col, justify="right")
     for i in range(len(m["corner_error"])):
@@ -127,11 +136,13 @@ def table(result: dict, warps: int) -> None:
                f"{m['x_error'][i]:.2f} / {m['y_error'][i]:.2f}", f"{m['top_error'][i]:.2f} / {m['base_error'][i]:.2f}",
                f"{m['iou'][i]:.3f}", realism, preferred(m, i)]
         if "lens_error" in m:
-            row.append(f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}")
+            row += [f"{m['lens_error'][i]:.3f} / {med['lens_error'][i]:.3f}",
+                    f"{100 * m['lens_worse'][i]:.0f} %" if i else "-",
+                    f"{m['glasses_width'][i]:.2f} ({100 * m['width_plausible'][i]:.0f} %)"]
         table.add_row(*row)
     if m.get("realism_truth"):
         table.add_row("truth", "0", "0", "0", "0", "1", f"{m['realism_truth'][0]:.3f}", "-",
-                      *(["0"] if "lens_error" in m else []))
+                      *(["0", "-", "-"] if "lens_error" in m else []))
     console().print(table)
 
 

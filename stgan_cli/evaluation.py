@@ -50,6 +50,17 @@ def lens_errors(p: torch.Tensor, eyes: torch.Tensor, size) -> torch.Tensor:
     return delta.norm(dim=-1).mean(1) / (eyes[1] - eyes[0]).norm()
 
 
+# What a pair of glasses' width may be over the wearer's eye distance: optical frames are 125-145 mm
+# wide for pupil distances of 56-72 mm (the frame sizes printed on temples, and adult PD tables).
+PLAUSIBLE_WIDTH = (1.7, 2.5)
+
+
+def glasses_width(alpha: torch.Tensor, eyes: torch.Tensor) -> torch.Tensor:
+    """Per sample: the width of the glasses' visible extent in ``alpha`` (B, H, W) over the eye distance."""
+    boxes = object_boxes(alpha)
+    return (boxes[:, 2] - boxes[:, 0]) * alpha.shape[-1] / 2 / (eyes[1] - eyes[0]).norm()
+
+
 def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: torch.Tensor | None = None,
                       bg: torch.Tensor | None = None) -> dict:
     """Per-iteration, per-sample metrics of a prediction on canvases ``fg`` at their true pose:
@@ -61,13 +72,18 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
     if discriminator is not None:
         out["realism"] = []
     if eyes is not None:
-        out["lens_error"] = []
+        out.update(lens_error=[], lens_worse=[], glasses_width=[], width_plausible=[])
     for p, warped in zip(pred.params, pred.warped):
         for k, v in placement_errors(p, boxes, size).items():
             out[k].append(v)
         out["iou"].append(mask_iou(warped[:, 3], fg[:, 3]))
         if eyes is not None:
-            out["lens_error"].append(lens_errors(p, eyes, size))
+            lens = lens_errors(p, eyes, size)
+            out["lens_error"].append(lens)
+            out["lens_worse"].append((lens > out["lens_error"][0] + 1e-3).float())
+            width = glasses_width(warped[:, 3], eyes)
+            out["glasses_width"].append(width)
+            out["width_plausible"].append(((width >= PLAUSIBLE_WIDTH[0]) & (width <= PLAUSIBLE_WIDTH[1])).float())
         if discriminator is not None and bg is not None:
             out["realism"].append(discriminator(geometry.composite(bg, warped)).mean(dim=(1, 2, 3)))
     return {k: torch.stack(v) for k, v in out.items() if v}

@@ -55,6 +55,22 @@ def sl3_matrix(p: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([p3, p2, p1], -1), np.stack([p6, -p3 - p7, p5], -1), np.stack([p4, p8, p7], -1)], -2)
 
 
+def params_showing_similarity(bg_from_fg: np.ndarray) -> np.ndarray:
+    """The warp parameters ``p`` (8,) whose displayed warp ``expm(-A(p))`` is the 2D similarity
+    ``bg_from_fg`` (rotation, uniform scale, translation; canonical frame), up to the scale sl(3)
+    cannot hold.  The similarity's logarithm is closed-form: in complex numbers its linear part is
+    ``w = s e^(i theta)``, so ``log`` has ``z = ln w`` there and the translation ``t z / (e^z - 1)``."""
+    m = np.asarray(bg_from_fg, np.float64) / bg_from_fg[2, 2]
+    w = complex(m[0, 0], m[1, 0])
+    if abs(complex(m[1, 1], -m[0, 1]) - w) > 1e-9 * max(abs(w), 1.0) or np.abs(m[2, :2]).max() > 1e-12:
+        raise ValueError("not a similarity")
+    z = complex(np.log(abs(w)), np.angle(w))
+    u = complex(m[0, 2], m[1, 2]) * (z / np.expm1(z) if abs(z) > 1e-12 else 1.0)
+    log = np.array([[z.real, -z.imag, u.real], [z.imag, z.real, u.imag], [0.0, 0.0, 0.0]])
+    a = -(log - np.trace(log) / 3 * np.eye(3))  # traceless: the scale that sl(3) drops
+    return np.array([a[0, 2], a[0, 1], a[0, 0], a[2, 0], a[1, 2], a[1, 0], a[2, 2], a[2, 1]])
+
+
 def expm(a: np.ndarray) -> np.ndarray:
     """Matrix exponential of small matrices ``(..., 3, 3)`` in float64 (scaling and squaring of a
     Taylor series, norm brought under 1/4: agrees with SciPy's to ~1e-13)."""

@@ -217,9 +217,17 @@ def test_eval_on_a_glasses_folder_reports_the_lens_error(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     assert len(out["lens_error"]) == 3 and out["lens_error"][0] > 0.05
-    r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--n", "6"], env={"COLUMNS": "200"},
+    assert out["protocol"] == "sl3" and len(out["glasses_width"]) == 3 and 0 <= out["width_plausible"][0] <= 1
+    r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--n", "6"], env={"COLUMNS": "320"},
                       catch_exceptions=False)
-    assert "lens err / eye dist" in r.stdout
+    assert "lens err / eye dist" in r.stdout and "width / eye dist" in r.stdout
+    r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--protocol", "truth", "--json"])
+    assert json.loads(r.stdout)["lens_error"][0] == 0
+    # the given face was not found by landmarks: no Haar-against-landmarks start to measure from
+    r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--protocol", "detector"])
+    assert r.exit_code == 1 and "--protocol detector needs faces aligned on landmarks" in r.stderr
+    r = runner.invoke(app, ["eval", str(model), "--data", str(tmp_path / "ds"), "--protocol", "box"])
+    assert r.exit_code == 2 and "expected one of sl3, truth, detector" in r.stderr
 
 
 def test_holdout_split_and_glasses_training(tmp_path, monkeypatch):

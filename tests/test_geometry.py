@@ -131,3 +131,18 @@ def test_full_resolution_transfer_needs_no_inverse_and_refuses_a_diverged_warp()
     np.testing.assert_allclose(m, np.linalg.inv(frames.bg_from_fg_pixels(-p, (480, 640), np.eye(3))), rtol=1e-6)
     with pytest.raises(StganError, match="diverged"):
         frames.bg_from_fg_pixels(np.full(8, 1e6), (480, 640), np.eye(3))
+
+
+def test_params_showing_a_similarity_give_it_back():
+    from stgan_cli import faces, frames
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        src, dst = rng.normal(0, 0.5, (2, 2)), rng.normal(0, 0.5, (2, 2))
+        s = faces.similarity(src, dst)
+        p = frames.params_showing_similarity(s)
+        shown = frames.expm(-frames.sl3_matrix(p))
+        np.testing.assert_allclose(shown / shown[2, 2], s, atol=1e-9)
+    np.testing.assert_allclose(frames.params_showing_similarity(np.eye(3)), 0, atol=1e-15)
+    with pytest.raises(ValueError):
+        frames.params_showing_similarity(np.array([[1.0, 0.2, 0], [0, 1, 0], [0, 0, 1]]))  # a shear

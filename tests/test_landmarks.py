@@ -98,3 +98,33 @@ def test_composite_reports_faces_that_wear_glasses(tmp_path):
                             "--iterations", "0", "--skip-glasses-faces"])
     assert r.exit_code == 1 and "every face found already wears glasses" in r.stderr
     assert not (tmp_path / "b.jpg").exists()
+
+
+@needs_real
+@needs_dlib
+def test_detector_protocol_starts_where_haar_puts_the_eyes(tmp_path):
+    """`stgan data glasses` aligns crops on the landmarks and records Haar's eyes; `eval --protocol
+    detector` starts the glasses there, so its initial lens error is Haar's distance from the landmarks."""
+    from test_faces import glasses_model
+
+    photos = tmp_path / "faces"
+    photos.mkdir()
+    for name in ("img1.jpg", "couple.jpg", "img10.jpg"):
+        (photos / name).write_bytes((FACES / "no_glasses" / name).read_bytes())
+    runner = CliRunner()
+    r = runner.invoke(app, ["data", "glasses", "--faces", str(photos), "--glasses", str(REALDATA / "glasses"),
+                            "--out", str(tmp_path / "ds"), "--copies", "1"])
+    assert r.exit_code == 0, r.stderr
+    rows = [json.loads(line) for line in (tmp_path / "ds" / "meta.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {r["detector"] for r in rows} == {"landmarks"}
+    assert all(-20 < r["roll"] < 20 and -1 <= r["yaw"] <= 1 and 1.6 < r["width_over_eyes"] < 2.8 for r in rows)
+    eyes = faces.canonical_eyes((144, 144))
+    iod = np.linalg.norm(eyes[1] - eyes[0])
+    haar = [np.linalg.norm(np.array(r["haar_eyes"]) - eyes, axis=1).mean() / iod for r in rows if r["haar_eyes"]]
+    assert len(haar) >= 3
+    r = runner.invoke(app, ["eval", str(glasses_model(tmp_path / "m")), "--data", str(tmp_path / "ds"),
+                            "--protocol", "detector", "--n", str(len(haar)), "--json"])
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["protocol"] == "detector" and out["n"] == len(haar)
+    assert out["lens_error"][0] == pytest.approx(np.mean(haar), abs=2e-3)

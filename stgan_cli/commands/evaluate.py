@@ -30,9 +30,11 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="The table as Markdown (for model cards).")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Folder for the best/median/worst grid and a histogram.")] = None,
-    protocol: Annotated[str, typer.Option(
-        "--protocol", help="Real photos: where each case starts. box (the true box shifted and scaled, "
-                           "placed like --box) | sl3 (the paper's warp noise) | truth.")] = "box",
+    protocol: Annotated[Optional[str], typer.Option(
+        "--protocol", help="Where each case starts. Real photos: box (the true box shifted and scaled, placed "
+                           "like --box; the default) | sl3 (the paper's warp noise) | truth. Generated pairs and "
+                           "glasses: sl3 (the default) | truth; glasses also detector (where OpenCV's Haar "
+                           "detector puts the eyes, against the landmarks' truth).")] = None,
     box_std: Annotated[float, typer.Option(
         "--box-std", help="Real photos, box protocol: std of the shift and log-scale, as a fraction of the "
                           "object's size.", min=0.0)] = 0.12,
@@ -62,13 +64,14 @@ def evaluate(
     from ..photo_eval import PROTOCOLS, is_photo_dataset
     from ..trust_region import Limits, parse as parse_trust
 
-    if protocol not in PROTOCOLS:
-        raise UsageError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
     parse_trust(trust, Limits())
+    photos = is_photo_dataset(data)
+    if photos and (protocol or "box") not in PROTOCOLS:
+        raise UsageError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
     dev = resolve_device(device)
     opened = [modelstore.open_model(m, offline) for m in models]
-    if is_photo_dataset(data):
-        return _evaluate_photos(opened, data, n, seed, protocol, box_std, homography, translation, dev,
+    if photos:
+        return _evaluate_photos(opened, data, n, seed, protocol or "box", box_std, homography, translation, dev,
                                 as_json, markdown, report, trust, iterations, decoys)
     if decoys:
         raise UsageError(f"--decoys: {data} is not a set of real photo pairs (stgan data from-photos)")
@@ -84,6 +87,10 @@ def evaluate(
     std_t = translation if translation is not None else trained.get("translation", 0.1)
     eyes = None
     glasses = cfg.domain == "glasses" and (Path(data) / "real").is_dir()  # a `stgan data glasses` folder
+    protocol = protocol or "sl3"
+    allowed = ("sl3", "truth", "detector") if glasses else ("sl3", "truth")
+    if protocol not in allowed:
+        raise UsageError(f"--protocol {protocol}: expected one of {', '.join(allowed)} for {data}")
     ds = open_eval_set(data, cfg.image_size, glasses=glasses)
     if glasses:
         from ..faces import canonical_eyes
@@ -91,6 +98,10 @@ def evaluate(
         eyes = torch.from_numpy(canonical_eyes(cfg.image_size)).float()
     idx = np.resize(np.arange(len(ds)), n)
     p0 = torch.from_numpy(warp_noise(n, std_h, std_t, np.random.default_rng(seed))).float()
+    if protocol == "truth":
+        p0 = torch.zeros_like(p0)
+    elif protocol == "detector":
+        idx, p0 = _detector_starts(ds, data, cfg.image_size, n)
     labels = eval_report.labels([m.ref for m in opened])
     diagonal = float(np.hypot(*cfg.image_size))
     summaries = []
@@ -101,13 +112,16 @@ def evaluate(
                                   limits=parse_trust(trust, loaded.trust_limits()), iterations=k)
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
+        if "lens_error" in result["medians"]:
+            summaries[-1]["lens_error_median"] = result["medians"]["lens_error"]
         if len(opened) == 1 and not (as_json or markdown):
             eval_report.table(result, k)
         if report is not None:
             folder = report if len(opened) == 1 else report / label.replace("/", "-")
             eval_report.images(result, folder)
             log(f"report written to {folder}")
-    common = {"data": str(data), "n": n, "seed": seed, "perturbation": {"homography": std_h, "translation": std_t}}
+    common = {"data": str(data), "n": len(idx), "seed": seed, "protocol": protocol,
+              "perturbation": {"homography": std_h, "translation": std_t} if protocol == "sl3" else None}
     if as_json:
         if len(opened) == 1:
             summary = summaries[0]
@@ -164,6 +178,33 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
         print(eval_report.photo_markdown(public))
     else:
         eval_report.photo_table(public, common)
+
+
+def _detector_starts(ds, data: Path, size, n: int):
+    """Glasses placed where OpenCV's Haar detector puts the eyes, on the faces whose crops were aligned
+    on landmarks (``meta.jsonl`` of ``stgan data glasses``): the indices of those faces (cycled to
+    ``n``) and, per index, the warp that shows the canonical glasses there."""
+    import numpy as np
+    import torch
+
+    from .. import frames
+    from ..data.glasses import read_meta
+    from ..faces import canonical_eyes, similarity
+
+    meta = read_meta(ds.data.root)
+    usable = [i for i, name in enumerate(ds.data.bg_names or [])
+              if meta.get(name, {}).get("haar_eyes") and meta[name].get("detector") == "landmarks"]
+    if not usable:
+        raise StganError(f"{data}: --protocol detector needs faces aligned on landmarks with Haar's eyes in "
+                         "meta.jsonl (stgan data glasses with the landmarks extra installed)")
+    idx = np.resize(np.array(usable), n)
+    to_canon = frames.canon_from_pixel(size)
+    eyes = canonical_eyes(size)
+    p = []
+    for i in idx:
+        shown = similarity(eyes, np.array(meta[ds.data.bg_names[i]]["haar_eyes"]))
+        p.append(frames.params_showing_similarity(to_canon @ shown @ np.linalg.inv(to_canon)))
+    return idx, torch.from_numpy(np.array(p)).float()
 
 
 def _check_iterations(opened, iterations: Optional[int]) -> None:

@@ -184,6 +184,7 @@ class UnpairedDataset:
     bg: np.ndarray  # (N1, H, W, 3)
     fg: np.ndarray  # (N2, H, W, 4) premultiplied
     real: np.ndarray  # (N3, H, W, 3)
+    bg_names: list[str] | None = None  # file names of the backgrounds, in order
 
     @classmethod
     def load(cls, root, size=(120, 160), split: str | None = None, cache: bool = True) -> "UnpairedDataset":
@@ -201,7 +202,7 @@ class UnpairedDataset:
 
         files = [p for sub in lists.values() for p in sub]
         arrays = cached(folder, "unpaired", files, tuple(size), build) if cache else build()
-        return cls(folder, arrays["bg"], arrays["fg"], arrays["real"])
+        return cls(folder, arrays["bg"], arrays["fg"], arrays["real"], [p.name for p in lists["backgrounds"]])
 
 
 class GlassesEvalSet:

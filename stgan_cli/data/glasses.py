@@ -6,10 +6,17 @@ Writes the unpaired layout that ``configs/glasses.yaml`` reads::
     objects/       each pair of glasses on the canonical canvas, lenses on the canonical eyes
     real/          aligned crops of people wearing glasses (--real), or, without them, the
                    faces with glasses placed at the detected-eye pose (the paired route)
+    meta.jsonl     per plain crop: the photo, the detector, the head's roll, yaw and width from
+                   the landmarks, and where OpenCV's Haar detector puts the eyes in the crop (the
+                   ``detector`` protocol of ``stgan eval``)
+
+With the ``landmarks`` extra the crops are aligned on the landmarks' eye centres, which is the truth
+a model learns and is measured against; faces that already wear glasses are left out of the faces.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -38,6 +45,26 @@ def _aligned(rgb: np.ndarray, face: faces.Face, size, rng, augment: bool) -> np.
         crop = grey + (crop - grey) * rng.uniform(0.8, 1.2)  # saturation
         crop = (crop - 0.5) * rng.uniform(0.85, 1.15) + 0.5 + rng.uniform(-0.06, 0.06)  # contrast, brightness
     return np.clip(crop, 0, 1)
+
+
+def face_meta(face: faces.Face, haar: list[faces.Face], size) -> dict:
+    """What ``meta.jsonl`` says of a face's plain crop: the detector, the head's pose, and the Haar
+    detector's eyes for the same face (the one whose eyes are nearest, within half an eye distance)
+    in the crop's pixels, or None where Haar misses it."""
+    from .. import frames, landmarks
+
+    frame_from_image = faces.similarity(face.eyes, faces.canonical_eyes(size))
+    iod = float(np.linalg.norm(face.eyes[1] - face.eyes[0]))
+    row = {"detector": face.detector, "eyes": face.eyes.round(2).tolist(), "haar_eyes": None}
+    near = [(float(np.linalg.norm(h.eyes - face.eyes, axis=1).mean()), h) for h in haar if h.eyes_found]
+    if near:
+        dist, h = min(near, key=lambda x: x[0])
+        if dist < 0.5 * iod:
+            row["haar_eyes"] = frames.apply_homography(frame_from_image, h.eyes).round(3).tolist()
+    if face.landmarks is not None:
+        row.update(roll=round(landmarks.roll_degrees(face.landmarks), 2), yaw=round(landmarks.yaw(face.landmarks), 3),
+                   width_over_eyes=round(landmarks.face_width(face.landmarks) / iod, 3))
+    return row
 
 
 def canonical_glasses(pic: imageio.Picture, size) -> np.ndarray:
@@ -122,12 +149,17 @@ def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies:
                 continue
             rgb = compositing.as_rgb(pic.pixels)
             found = [f for f in faces.detect_faces(rgb) if f.eyes_found]
+            if kind == "faces" and any(f.glasses for f in found):  # they would carry two pairs
+                skipped.append(f"{path}: {sum(bool(f.glasses) for f in found)} face(s) already wearing glasses")
+                found = [f for f in found if not f.glasses]
             if not found:
                 skipped.append(f"{path}: no face with both eyes found")
                 continue
+            haar = faces.detect_faces(rgb, "haar") if found[0].detector != "haar" else found
             for k, face in enumerate(found):
+                meta = {"photo": str(path), "face": k, **face_meta(face, haar, size)}
                 for j in range(copies):
-                    yield path, k, j, _aligned(rgb, face, size, rng, augment=j > 0)
+                    yield path, k, j, _aligned(rgb, face, size, rng, augment=j > 0), meta
                 made += 1
         for s in skipped:
             log(f"skipped {s}")
@@ -135,10 +167,13 @@ def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies:
             raise StganError(f"{folder}: no usable {kind} (no face with both eyes found in any photo)")
 
     counts = {"backgrounds": 0, "objects": 2 * len(canvases), "real": 0}
-    for path, k, j, crop in crops_of(face_dir, "faces"):
+    rows = []
+    for path, k, j, crop, meta in crops_of(face_dir, "faces"):
         name = f"{path.stem}_f{k}_a{j}.png"
         imageio.write_image(out / "backgrounds" / name, _to8(crop))
         counts["backgrounds"] += 1
+        if j == 0:
+            rows.append({"name": name, **meta})
         if real_dir is None:  # the paired route: glasses where the eyes are
             g = canvases[int(rng.integers(len(canvases)))]
             if j % 2:
@@ -146,7 +181,19 @@ def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies:
             imageio.write_image(out / "real" / name, _to8(compositing.over(g, crop)))
             counts["real"] += 1
     if real_dir is not None:
-        for path, k, j, crop in crops_of(real_dir, "photos with glasses"):
+        for path, k, j, crop, _ in crops_of(real_dir, "photos with glasses"):
             imageio.write_image(out / "real" / f"{path.stem}_f{k}_a{j}.png", _to8(crop))
             counts["real"] += 1
+    from .. import atomic
+
+    atomic.write_bytes(out / "meta.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     return counts
+
+
+def read_meta(folder: Path) -> dict[str, dict]:
+    """``meta.jsonl`` of a glasses folder by crop name; empty for folders written before it existed."""
+    path = Path(folder) / "meta.jsonl"
+    if not path.is_file():
+        return {}
+    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+    return {r["name"]: r for r in rows}

@@ -67,7 +67,7 @@ class Batches:
             bg, fg = self.data.batch(idx) if cfg.data.kind == "paired" else \
                 self.data.batch(idx, rng.integers(len(self.data.data.fg), size=size))
             bg_t, fg_t = self.tensor(bg), self.tensor(fg)
-            if cfg.data.kind == "paired" and cfg.perturb.truth_share + cfg.perturb.box_share > 0:
+            if cfg.perturb.truth_share + cfg.perturb.box_share > 0:
                 p0 = self._starts(p0, fg_t)
             if cfg.data.kind == "paired" and cfg.perturb.decoy_share > 0:
                 on = self.holes[idx] & (rng.random(size) < cfg.perturb.decoy_share)

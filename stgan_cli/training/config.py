@@ -224,8 +224,8 @@ def _check(cfg: TrainConfig) -> None:
     need(cfg.perturb.box_std >= 0, "perturb.box_std must be >= 0")
     need(0 <= cfg.perturb.decoy_share <= 1, "perturb.decoy_share is a share, in [0, 1]")
     need(cfg.data.kind == "paired" or cfg.perturb.decoy_share == 0, "perturb.decoy_share needs paired data")
-    need(cfg.data.kind == "paired" or cfg.perturb.truth_share + cfg.perturb.box_share == 0,
-         "perturb.truth_share and box_share need paired data (the true placement)")
+    need(cfg.data.kind in ("paired", "glasses") or cfg.perturb.truth_share + cfg.perturb.box_share == 0,
+         "perturb.truth_share and box_share need paired or glasses data (the true placement)")
     need(cfg.optim.supervised_weight == 0 or cfg.data.kind != "unpaired",
          "optim.supervised_weight needs paired data (the true placement)")
     need(cfg.optim.batch_size % cfg.optim.grad_accum == 0, "optim.batch_size must be divisible by grad_accum")
