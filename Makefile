@@ -4,7 +4,7 @@ REALDATA ?= ../shared/realdata
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench data-real eval-real train-indoor train-indoor-paper baseline-indoor eval-indoor train-glasses clean
+.PHONY: install demo test test-all test-fast bench data-real eval-real train-indoor train-indoor-paper baseline-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,6 +20,14 @@ demo: $(STAMP)
 
 # Everything (what CI runs).
 test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Everything, and the page of `stgan app` driven in headless Chromium (Debian's chromium and
+# chromium-driver, installed here if missing: needs root; and selenium in the venv).
+test-all: $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	$(PY) -m pip install -q 'selenium>=4.10'
 	$(PY) -m pytest -q
 
 # Everyday work: the same minus the tests marked slow.

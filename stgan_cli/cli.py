@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import __version__
+from .commands import app as app_cmd
 from .commands import composite as composite_cmd
 from .commands import data as data_cmd
 from .commands import evaluate as evaluate_cmd
@@ -41,6 +42,7 @@ app.command("train")(train_cmd.train)
 app.command("refine", no_args_is_help=True)(train_cmd.refine)
 app.command("export", no_args_is_help=True)(export_cmd.export)
 app.command("eval", no_args_is_help=True)(evaluate_cmd.evaluate)
+app.command("app")(app_cmd.app)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 

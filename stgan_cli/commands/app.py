@@ -1,0 +1,49 @@
+"""``stgan app``: the local page (stgan_cli/app)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from .composite import DEFAULT_MAX_PIXELS
+from ._common import friendly_errors, log, resolve_device
+from .options import DeviceOpt, OfflineOpt
+
+
+@friendly_errors
+def app(
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="Registry name, model folder or hf-hub:ORG/REPO (default: indoor).")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; the default serves this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free one).", min=0, max=65535)] = 7860,
+    max_pixels: Annotated[int, typer.Option(
+        "--max-pixels", help="Refuse uploads larger than this (decompression bombs).", min=1)] = DEFAULT_MAX_PIXELS,
+    device: DeviceOpt = "auto",
+    offline: OfflineOpt = False,
+):
+    """A local page: drop a background and an object, drag, scale and rotate it, press Correct and
+    see each iteration of the model's correction; download the full-resolution result and its warp."""
+    from .. import modelstore
+    from ..app.server import Session, make_server
+
+    loaded = modelstore.open_model(model, offline).to(resolve_device(device))
+    loaded.net  # noqa: B018 - load the weights now: a broken model fails here, not on the first click
+    session = Session(loaded, max_pixels)
+    try:
+        server = make_server(session, host, port)
+    except OSError as exc:
+        session.close()
+        from ..errors import StganError
+
+        raise StganError(f"{host}:{port}: cannot listen ({exc.strerror})") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log(f"listening on {host}: anyone who can reach this machine can use the page")
+    log(f"stgan app with model {loaded.ref}: http://{host}:{server.server_address[1]}/  (Ctrl+C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        session.close()
