@@ -16,7 +16,7 @@ from stgan_cli import imageio, modelstore
 from stgan_cli.app.server import Session, make_server
 from stgan_cli.cli import app
 
-from conftest import cutout_rgba, scene, write_rgb, write_rgba
+from conftest import REALDATA, cutout_rgba, scene, write_rgb, write_rgba
 
 
 @pytest.fixture
@@ -172,3 +172,24 @@ def test_the_page_in_headless_chromium(served, model_dir, tmp_path):
         assert driver.find_element(By.ID, "error").text.startswith("broken.png:")
     finally:
         driver.quit()
+
+
+@pytest.mark.skipif(not (REALDATA / "faces").is_dir(), reason="../shared/realdata/faces is not present")
+def test_glasses_on_every_face_with_one_request(tmp_path):
+    session = Session(modelstore.open_model("glasses"), max_pixels=20_000_000)
+    server = make_server(session, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        _, g = upload(base, REALDATA / "glasses" / "glasses_00.png")
+        _, face = upload(base, REALDATA / "faces" / "no_glasses" / "couple.jpg")
+        status, body = call(f"{base}/api/composite", json.dumps(
+            {"bg": {"upload": face["id"]}, "fg": {"upload": g["id"]}, "faces": True, "iterations": 1}).encode())
+        assert status == 200, body
+        res = json.loads(body)
+        sidecar = json.loads(call(base + res["sidecar"])[1])
+        assert len(sidecar["faces"]) == 2 and len(res["steps"]) == 2  # both people, the placement and G1
+    finally:
+        server.shutdown()
+        server.server_close()
+        session.close()
