@@ -126,6 +126,23 @@ def check_outputs(items: list[Item]) -> None:
                                  "choose another output")
 
 
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``K/N`` (``K`` counted from 0, as array jobs number their tasks) -> ``(K, N)``."""
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {spec}: expected K/N, e.g. 0/4 for the first of four parts") from None
+    if not 0 <= k < n:
+        raise UsageError(f"--shard {spec}: K counts from 0 to N-1")
+    return k, n
+
+
+def shard(items: list[Item], k: int, n: int) -> list[Item]:
+    """Part ``k`` of ``n`` of a batch: every n-th item from the k-th, by output name, so the parts
+    never overlap, cover the batch, and do not depend on the order files were listed in."""
+    return sorted(items, key=lambda it: str(it.out))[k::n]
+
+
 def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, skip_existing: bool):
     """Make ready to write: the output folder (a batch's, created), temporary files a killed run left
     there removed, each output's format known.  Outputs that exist already are replaced for a single

@@ -253,6 +253,27 @@ def test_two_folders_pair_by_name_or_cross(folders, model_dir, tmp_path):
     assert len(list((tmp_path / "cross").iterdir())) == 6
 
 
+def test_shards_split_a_batch_without_overlap(folders, model_dir, tmp_path):
+    fgs, bgs = folders
+    write_rgb(bgs / "d.jpg", scene((200, 240), seed=7))
+    whole = tmp_path / "whole"
+    assert run("composite", fgs / "a.png", bgs, "--out", whole, "--model", model_dir).exit_code == 0
+    parts = []
+    for k in range(3):  # 4 backgrounds in 3 shards: 2 + 1 + 1
+        out = tmp_path / f"part{k}"
+        r = run("composite", fgs / "a.png", bgs, "--out", out, "--model", model_dir, "--shard", f"{k}/3")
+        assert r.exit_code == 0, r.stderr
+        parts.append(sorted(p.name for p in out.iterdir()))
+        for name in parts[-1]:  # the same bytes as the unsharded batch
+            assert (out / name).read_bytes() == (whole / name).read_bytes()
+    assert [len(p) for p in parts] == [2, 1, 1] and sorted(sum(parts, [])) == sorted(p.name for p in whole.iterdir())
+    for bad, message in (("3/3", "K counts from 0 to N-1"), ("a/b", "expected K/N")):
+        r = run("composite", fgs / "a.png", bgs, "--out", tmp_path / "x", "--shard", bad)
+        assert r.exit_code == 2 and message in r.stderr
+    r = run("composite", fgs / "a.png", bgs / "a.jpg", "--out", tmp_path / "one.png", "--shard", "1/2")
+    assert r.exit_code == 2 and "--shard is for folders" in r.stderr
+
+
 def test_existing_outputs(folders, model_dir, tmp_path):
     fgs, bgs = folders
     out = tmp_path / "out"

@@ -45,6 +45,9 @@ def composite(
     fmt: Annotated[str, typer.Option("--format", help="Output format for folders: png, jpg, webp, tif.")] = "png",
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that already exist.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (batch).")] = False,
+    shard_spec: Annotated[Optional[str], typer.Option(
+        "--shard", metavar="K/N", help="Batch: only part K of N (K from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/8 "
+                                       "on each task of an array job.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per network pass.", min=1)] = 8,
     device: DeviceOpt = "auto",
     max_pixels: Annotated[int, typer.Option(
@@ -97,9 +100,16 @@ def composite(
     from .. import inputs, modelstore
     from ..pipeline import Compositor, Options, Result
 
+    shard = inputs.parse_shard(shard_spec) if shard_spec else None
     items, batch, warnings = inputs.plan(fg, bg, out, mask, cross, fmt)
     for w in warnings:
         log(f"warning: {w}")
+    if shard:
+        if not batch and shard[1] > 1:
+            raise UsageError(f"--shard {shard_spec}: one image cannot be split; --shard is for folders")
+        total = len(items)
+        items = inputs.shard(items, *shard)
+        log(f"shard {shard[0]}/{shard[1]}: {len(items)} of {total} items")
     items, skipped = inputs.claim_outputs(items, out, batch, overwrite, skip_existing)
 
     loaded = None
