@@ -98,7 +98,8 @@ train-glasses: $(STAMP)
 		--glasses $(REALDATA)/glasses --out data/glasses --copies 8 --holdout 5 && touch data/glasses/train/backgrounds/.done; }
 	if [ -f runs/glasses/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/glasses; \
 	else $(PY) -m stgan_cli train --config configs/glasses.yaml --data data/glasses --out runs/glasses; fi
-	rm -rf models/glasses && cp -r runs/glasses/model models/glasses
+	# The weights and config; the hand-written card (measured tables, limits) stays.
+	mkdir -p models/glasses && cp runs/glasses/model/model.safetensors runs/glasses/model/config.yaml models/glasses/
 
 clean:
 	rm -rf $(VENV) out
