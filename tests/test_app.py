@@ -123,12 +123,12 @@ def browser():
 
 @pytest.mark.slow
 def test_the_page_in_headless_chromium(served, model_dir, tmp_path):
+    driver = browser()  # skips, saying why, without selenium or Chromium
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     base, _ = served
-    driver = browser()
     try:
         fg = write_rgba(tmp_path / "fg.png", cutout_rgba())
         bg = write_rgb(tmp_path / "bg.png", scene((480, 640)))

@@ -348,7 +348,7 @@ def test_starts_mix_truth_rough_boxes_and_sl3_noise(tiny, tmp_path):
 
 @pytest.mark.parametrize("sets,message", [
     (["perturb.truth_share=0.7", "perturb.box_share=0.5"], "truth_share [+] box_share"),
-    (["data.kind=unpaired", "perturb.box_share=0.5"], "need paired data"),
+    (["data.kind=unpaired", "perturb.box_share=0.5"], "need paired or glasses data"),
 ])
 def test_start_shares_are_checked(sets, message):
     with pytest.raises(StganError, match=message):
