@@ -127,10 +127,13 @@ def with_decoys(cases: list[Case], inits: list[np.ndarray], dilate: float = 0.03
 
     out = []
     for c, m in zip(cases, inits):
+        if np.allclose(m, np.eye(3)):  # its mirror is the true hole itself
+            out.append(c)
+            continue
         h, w = c.size
         alpha = (c.cutout.rgba[..., 3] > 0).astype(np.uint8)
         hole = cv2.warpPerspective(alpha, m @ m @ c.cutout.fg_from_crop, (w, h), flags=cv2.INTER_NEAREST) > 0
-        if np.allclose(m, np.eye(3)) or not hole.any() or hole.mean() > max_area:
+        if not hole.any() or hole.mean() > max_area:
             out.append(c)
             continue
         r = max(2, int(round(dilate * np.hypot(*alpha.shape))))
