@@ -67,6 +67,8 @@ class Batches:
             bg, fg = self.data.batch(idx) if cfg.data.kind == "paired" else \
                 self.data.batch(idx, rng.integers(len(self.data.data.fg), size=size))
             bg_t, fg_t = self.tensor(bg), self.tensor(fg)
+            if cfg.data.kind == "paired" and cfg.perturb.flip > 0:
+                bg_t, fg_t = _flip(bg_t, fg_t, rng.random(size) < cfg.perturb.flip)
             if cfg.perturb.truth_share + cfg.perturb.box_share > 0:
                 p0 = self._starts(p0, fg_t)
             if cfg.data.kind == "paired" and cfg.perturb.decoy_share > 0:
@@ -108,6 +110,12 @@ class Batches:
         p0 = perturb.warp_noise(len(idx), self.cfg.perturb.homography, self.cfg.perturb.translation, rng)
         bg, fg = data.batch(idx)
         return self.tensor(bg), self.tensor(fg), torch.from_numpy(p0).float().to(self.device)
+
+
+def _flip(bg: torch.Tensor, fg: torch.Tensor, which: np.ndarray):
+    """The samples ``which`` (B,) of ``bg`` and ``fg`` mirrored left to right, together."""
+    on = torch.from_numpy(which).to(bg.device)[:, None, None, None]
+    return torch.where(on, bg.flip(-1), bg), torch.where(on, fg.flip(-1), fg)
 
 
 def _mixed(main: PairedDataset, folders: list, split: str | None, size, share: float, holes: np.ndarray):

@@ -55,6 +55,10 @@ class PerturbSection:
     # decoy hole at the mirror of the truth about the start (training/decoys.py), so that the filled
     # hole no longer says where the object belongs.
     decoy_share: float = 0.0
+    # Paired data: the share of samples mirrored left to right, background and object together (the
+    # truth stays the identity).  A mirrored room is as plausible as the room, so the ~1,250 real
+    # pairs count twice instead of being read ~50 times each.
+    flip: float = 0.0
 
 
 @dataclass
@@ -88,6 +92,11 @@ class OptimSection:
     # adversarial loss in the warp and end-to-end stages (averaged over every trained iterate);
     # 0 = the paper's purely adversarial stages.
     supervised_weight: float = 0.0
+    # Supervised steps, doing no harm: weight of a hinge on each sample's corner error after a round
+    # beyond its error at the start, ``relu(err_r - err_0)`` (pixels, as the L1 corner loss).  The L1
+    # loss alone is indifferent to whether a case ends better or worse than it began; this makes a
+    # correction that leaves a case worse cost more than one that falls short.
+    harm_weight: float = 0.0
     lr_g: float = 1e-6
     lr_d: float = 1e-4
     lr_end_to_end: float | None = None  # None: lr_g
@@ -224,6 +233,9 @@ def _check(cfg: TrainConfig) -> None:
     need(cfg.perturb.box_std >= 0, "perturb.box_std must be >= 0")
     need(0 <= cfg.perturb.decoy_share <= 1, "perturb.decoy_share is a share, in [0, 1]")
     need(cfg.data.kind == "paired" or cfg.perturb.decoy_share == 0, "perturb.decoy_share needs paired data")
+    need(0 <= cfg.perturb.flip <= 1, "perturb.flip is a share, in [0, 1]")
+    need(cfg.data.kind == "paired" or cfg.perturb.flip == 0, "perturb.flip needs paired data")
+    need(cfg.optim.harm_weight >= 0, "optim.harm_weight must be >= 0")
     need(cfg.data.kind in ("paired", "glasses") or cfg.perturb.truth_share + cfg.perturb.box_share == 0,
          "perturb.truth_share and box_share need paired or glasses data (the true placement)")
     need(cfg.optim.supervised_weight == 0 or cfg.data.kind != "unpaired",

@@ -44,5 +44,18 @@ def supervised_corner_loss(p: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor
 def corner_l1(p: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
     """Mean absolute offset, in pixels at ``size=(H, W)``, of the object's box corners shown after the
     warp ``p`` from where they truly are: the corner loss of iterative homography networks."""
+    return corner_l1_each(p, boxes, size).mean()
+
+
+def corner_l1_each(p: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
+    """:func:`corner_l1` per sample: (B,)."""
     pts = geometry.box_points(boxes)
-    return geometry.to_pixels(geometry.displayed(pts, p) - pts, size).abs().mean()
+    return geometry.to_pixels(geometry.displayed(pts, p) - pts, size).abs().mean((1, 2))
+
+
+def harm(p: torch.Tensor, start: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
+    """Mean over samples of how much further (pixels, as :func:`corner_l1`) the corners are from the
+    truth after ``p`` than they were at ``start``: zero for every case left no worse."""
+    with torch.no_grad():
+        before = corner_l1_each(start, boxes, size)
+    return torch.relu(corner_l1_each(p, boxes, size) - before).mean()

@@ -72,6 +72,7 @@ def supervised(net, opt, batch, o, size, dist, autocast) -> dict:
     total, per_round = 0.0, [0.0] * o.pretrain_rounds
     for bg, fg, p, _ in _micro(batch, o):
         boxes = evaluation.object_boxes(fg[:, 3])
+        start = p
         loss = 0.0
         for r in range(o.pretrain_rounds):
             with autocast():
@@ -79,6 +80,8 @@ def supervised(net, opt, batch, o, size, dist, autocast) -> dict:
             p = p + dp.float()
             term = corner_loss(o.corner_loss, p, boxes, size)
             per_round[r] += term.item() / o.grad_accum
+            if o.harm_weight > 0:
+                term = term + o.harm_weight * losses.harm(p, start, boxes, size)
             loss = loss + term / o.pretrain_rounds
             p = p.detach()
         (loss / o.grad_accum).backward()
