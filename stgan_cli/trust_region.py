@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
+import numpy as np
+
+from . import frames
 from .errors import UsageError
-
-if TYPE_CHECKING:  # torch is imported where it is used: parsing limits stays cheap
-    import torch
 
 MEASURES = ("move", "scale", "rotate", "shape")
 STEP_SHARE = 1.0  # one generator may take this share of the total budget (per measure)
@@ -59,108 +58,131 @@ class Limits:
         return {**d, "perturbation": list(self.perturbation), "quantile": self.quantile}
 
 
-def measure(before: torch.Tensor, after: torch.Tensor) -> dict[str, torch.Tensor]:
+def measure(before, after) -> dict[str, np.ndarray]:
     """The four measures of moving the corners ``before`` (..., 4, 2) to ``after`` (pixels)."""
-    import torch
-
-    a = before - before.mean(-2, keepdim=True)
-    b = after - after.mean(-2, keepdim=True)
-    size = _box_size(before).clamp(min=1e-9)
-    za, zb = torch.complex(a[..., 0], a[..., 1]), torch.complex(b[..., 0], b[..., 1])
-    z = (za.conj() * zb).sum(-1) / (za.abs() ** 2).sum(-1).clamp(min=1e-12)  # similarity: s * e^{i theta}
+    before, after = np.asarray(before, np.float64), np.asarray(after, np.float64)
+    a = before - before.mean(-2, keepdims=True)
+    b = after - after.mean(-2, keepdims=True)
+    size = np.maximum(_box_size(before), 1e-9)
+    za, zb = a[..., 0] + 1j * a[..., 1], b[..., 0] + 1j * b[..., 1]
+    z = (za.conj() * zb).sum(-1) / np.maximum((np.abs(za) ** 2).sum(-1), 1e-12)  # similarity: s * e^{i theta}
     residual = zb - z[..., None] * za
-    return {"move": (after.mean(-2) - before.mean(-2)).norm(dim=-1) / size,
-            "scale": z.abs(),
-            "rotate": torch.rad2deg(torch.angle(z)).abs(),
-            "shape": (residual.abs() ** 2).mean(-1).sqrt() / size}
+    return {"move": np.linalg.norm(after.mean(-2) - before.mean(-2), axis=-1) / size,
+            "scale": np.abs(z),
+            "rotate": np.abs(np.degrees(np.angle(z))),
+            "shape": np.sqrt((np.abs(residual) ** 2).mean(-1)) / size}
 
 
-def _box_size(corners: torch.Tensor) -> torch.Tensor:
+def _box_size(corners: np.ndarray) -> np.ndarray:
     x, y = corners[..., 0], corners[..., 1]
-    area = 0.5 * (x * y.roll(-1, -1) - y * x.roll(-1, -1)).sum(-1).abs()
-    return area.sqrt()
+    area = 0.5 * np.abs((x * np.roll(y, -1, -1) - y * np.roll(x, -1, -1)).sum(-1))
+    return np.sqrt(area)
 
 
-def inside(m: dict[str, torch.Tensor], limits: dict[str, torch.Tensor], share: float = 1.0) -> torch.Tensor:
-    """Per sample, whether the measures ``m`` respect ``limits`` (per-sample tensors), of which a
+def inside(m: dict[str, np.ndarray], limits: dict[str, np.ndarray], share: float = 1.0) -> np.ndarray:
+    """Per sample, whether the measures ``m`` respect ``limits`` (per-sample arrays), of which a
     single step may use ``share``."""
     scale = limits["scale"] ** share
     return ((m["move"] <= limits["move"] * share) & (m["scale"] <= scale) & (m["scale"] >= 1 / scale)
             & (m["rotate"] <= limits["rotate"] * share) & (m["shape"] <= limits["shape"] * share))
 
 
+def object_boxes(alpha: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """numpy twin of :func:`stgan_cli.geometry.object_boxes`: canonical ``x1, y1, x2, y2`` (outer
+    pixel edges) of each mask in ``alpha`` (B, H, W); an empty mask gives an inverted box, as there."""
+    b, h, w = alpha.shape
+    on = alpha > threshold
+    cols, rows = on.any(1), on.any(2)
+    big = 10 ** 6
+    x1 = np.where(cols, np.arange(w), big).min(1)
+    x2 = np.where(cols, np.arange(w), -big).max(1) + 1
+    y1 = np.where(rows, np.arange(h), big).min(1)
+    y2 = np.where(rows, np.arange(h), -big).max(1) + 1
+    return np.stack([2 * x1 / w - 1, 2 * y1 / h - 1, 2 * x2 / w - 1, 2 * y2 / h - 1], 1).astype(np.float64)
+
+
+def _numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # a torch tensor
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, np.float64)
+
+
 class TrustRegion:
-    """The clamp applied by :meth:`stgan_cli.nets.STGAN.forward` after each generator."""
+    """The clamp applied after each generator, by :func:`stgan_cli.nets.iterate` (torch tensors)
+    and by the ONNX engine (numpy arrays); the arithmetic is numpy float64 either way, so both
+    engines clamp alike and this module imports no torch."""
 
     def __init__(self, limits: Limits, size):
         self.limits, self.size = limits, tuple(size)
-        self.clamped: torch.Tensor | None = None  # per sample, after a forward: was any update shortened
-        self.resolved: dict[str, torch.Tensor] | None = None  # per sample, the limits in force
+        self.clamped: np.ndarray | None = None  # per sample, after a forward: was any update shortened
+        self.resolved: dict[str, np.ndarray] | None = None  # per sample, the limits in force
 
-    def corners(self, p: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def corners(self, p, boxes) -> np.ndarray:
         """Pixels ``(..., 4, 2)`` where the canonical ``boxes`` (B, 4) are shown after ``p`` (..., B, 8)."""
-        from . import evaluation
-
-        pts = evaluation.box_points(boxes)
-        lead = p.shape[:-2]
-        shown = evaluation.displayed(pts.expand(*lead, *pts.shape).reshape(-1, 4, 2), p.reshape(-1, 8))
+        p, boxes = _numpy(p), _numpy(boxes)
+        x1, y1, x2, y2 = np.moveaxis(boxes, -1, 0)
+        pts = np.stack([np.stack([x1, y1], -1), np.stack([x2, y1], -1), np.stack([x2, y2], -1),
+                        np.stack([x1, y2], -1)], -2)  # (B, 4, 2)
+        shown_from_canvas = frames.expm(frames.sl3_matrix(-p))  # (..., B, 3, 3)
+        hom = np.concatenate([pts, np.ones(pts.shape[:-1] + (1,))], -1) @ np.swapaxes(shown_from_canvas, -1, -2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shown = hom[..., :2] / hom[..., 2:3]
         h, w = self.size
-        return ((shown + 1) * shown.new_tensor([w / 2, h / 2])).reshape(*lead, *pts.shape)
+        return (shown + 1) * np.array([w / 2, h / 2])
 
-    def resolve(self, boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+    def resolve(self, boxes) -> dict[str, np.ndarray]:
         """Per object, the limits: given ones as they are, the others from the training perturbation."""
-        import numpy as np
-        import torch
-
         from .data.perturb import warp_noise
 
+        boxes = _numpy(boxes)
         b = boxes.shape[0]
-        out = {k: torch.full((b,), float(getattr(self.limits, k)), dtype=torch.float64)
-               for k in MEASURES if getattr(self.limits, k) is not None}
+        out = {k: np.full((b,), float(getattr(self.limits, k))) for k in MEASURES if getattr(self.limits, k) is not None}
         if len(out) < len(MEASURES):
-            noise = torch.from_numpy(warp_noise(SAMPLES, *self.limits.perturbation, np.random.default_rng(0)))
-            p = noise[:, None].expand(SAMPLES, b, 8)
-            m = measure(self.corners(p, boxes), self.corners(torch.zeros_like(p), boxes))  # undo each one
-            m["scale"] = torch.maximum(m["scale"], 1 / m["scale"])
+            noise = warp_noise(SAMPLES, *self.limits.perturbation, np.random.default_rng(0))
+            p = np.broadcast_to(noise[:, None], (SAMPLES, b, 8))
+            m = measure(self.corners(p, boxes), self.corners(np.zeros_like(p), boxes))  # undo each one
+            m["scale"] = np.maximum(m["scale"], 1 / m["scale"])
             for k in MEASURES:
-                out.setdefault(k, torch.quantile(m[k], self.limits.quantile, dim=0))
+                out.setdefault(k, np.quantile(m[k], self.limits.quantile, axis=0))
         return out
 
-    def start(self, fg: torch.Tensor, p0: torch.Tensor) -> None:
-        import torch
-
-        from . import evaluation
-
-        self.boxes = evaluation.object_boxes(fg[:, 3].double()).cpu()
-        self.p0 = p0.double().cpu()
+    def start(self, fg, p0) -> None:
+        """``fg``: the foreground canvases (B, 4, H, W), ``p0``: the starting warps (B, 8)."""
+        self.boxes = object_boxes(_numpy(fg[:, 3]))
+        self.p0 = _numpy(p0)
         self.resolved = self.resolve(self.boxes)
-        self.clamped = torch.zeros(p0.shape[0], dtype=torch.bool)
+        self.clamped = np.zeros(self.p0.shape[0], dtype=bool)
 
-    def __call__(self, p: torch.Tensor, dp: torch.Tensor) -> torch.Tensor:
-        """``p + a * dp`` with, per sample, the largest ``a`` in [0, 1] inside both limits."""
-        import torch
-
-        p64, dp64 = p.double().cpu(), dp.double().cpu()
+    def __call__(self, p, dp):
+        """``p + a * dp`` with, per sample, the largest ``a`` in [0, 1] inside both limits (the type of
+        ``p``: a torch tensor or a numpy array)."""
+        p64, dp64 = _numpy(p), _numpy(dp)
         start = self.corners(self.p0, self.boxes)
         before = self.corners(p64, self.boxes)
 
-        def ok(a: torch.Tensor) -> torch.Tensor:
+        def ok(a: np.ndarray) -> np.ndarray:
             after = self.corners(p64 + a[:, None] * dp64, self.boxes)
-            return inside(measure(before, after), self.resolved, STEP_SHARE) & \
-                inside(measure(start, after), self.resolved)
+            with np.errstate(invalid="ignore"):
+                return inside(measure(before, after), self.resolved, STEP_SHARE) & \
+                    inside(measure(start, after), self.resolved)
 
-        one = torch.ones(p.shape[0], dtype=torch.float64)
+        one = np.ones(p64.shape[0])
         good = ok(one)
         if bool(good.all()):
             return p + dp
-        lo, hi = torch.zeros_like(one), one.clone()
+        lo, hi = np.zeros_like(one), one.copy()
         for _ in range(BISECTION_STEPS):
             mid = (lo + hi) / 2
             fine = ok(mid)
-            lo, hi = torch.where(fine, mid, lo), torch.where(fine, hi, mid)
-        a = torch.where(good, one, lo)
+            lo, hi = np.where(fine, mid, lo), np.where(fine, hi, mid)
+        a = np.where(good, one, lo)
         self.clamped |= ~good
-        return (p64 + a[:, None] * dp64).to(device=p.device, dtype=p.dtype)
+        out = p64 + a[:, None] * dp64
+        if hasattr(p, "detach"):
+            import torch
+
+            return torch.from_numpy(out).to(device=p.device, dtype=p.dtype)
+        return out.astype(np.asarray(p).dtype)
 
 
 def parse(spec: str, default: Limits) -> Limits | None:
