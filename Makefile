@@ -46,6 +46,8 @@ train-indoor: data-real
 	# iteration helps on rooms of another seed (stgan data synth-indoor --out data/indoor-val --n 1000
 	# --seed 1 --split 0; see the card), so default_iterations stays unset.
 	mkdir -p models/indoor && cp runs/indoor/model/model.safetensors runs/indoor/model/config.yaml models/indoor/
+	# The graph that composite's onnx engine runs (checked against the weights it was made from).
+	$(PY) -m stgan_cli export indoor --format engine
 
 # The paper's recipe (models/indoor-paper): five generators, supervised G_1, D, warp stages, end to end.
 train-indoor-paper: $(STAMP)
@@ -100,6 +102,7 @@ train-glasses: $(STAMP)
 	else $(PY) -m stgan_cli train --config configs/glasses.yaml --data data/glasses --out runs/glasses; fi
 	# The weights and config; the hand-written card (measured tables, limits) stays.
 	mkdir -p models/glasses && cp runs/glasses/model/model.safetensors runs/glasses/model/config.yaml models/glasses/
+	$(PY) -m stgan_cli export glasses --format engine
 
 clean:
 	rm -rf $(VENV) out

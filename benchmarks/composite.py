@@ -1,8 +1,11 @@
-"""Composite benchmarks: start-up, per-stage cost at 1080p and 4K, the network's cost per composite for
-every architecture (against the paper's generators), and batch throughput vs the I/O floor.
+"""Composite benchmarks: start-up, per-stage cost at 1080p and 4K, the whole command with the default
+model on each engine (torch, onnx) against ``python -c "import torch"`` alone, the network's cost per
+composite for every architecture (against the paper's generators), and batch throughput vs the I/O
+floor for each engine.
 
-Prints medians of several runs. Inputs are generated; the model is random-initialised (its cost is
-that of a trained one). Run: ``make bench`` or ``.venv/bin/python benchmarks/composite.py``.
+Prints medians of several runs. Inputs are generated; the per-stage and per-architecture models are
+random-initialised (their cost is that of a trained one). Run: ``make bench`` or
+``.venv/bin/python benchmarks/composite.py``.
 """
 
 from __future__ import annotations
@@ -121,7 +124,10 @@ def single_figures(model, tmp: Path, runs: int) -> None:
     teardown = [sys.executable, "-c", "import torch, cv2, stgan_cli.pipeline"]
     teardown_s = median_time(lambda: subprocess.run(teardown, capture_output=True, check=True), runs)
     startup_s = median_time(lambda: subprocess.run(baseline, capture_output=True, check=True), runs)
+    torch_only = [sys.executable, "-c", "import torch"]
+    torch_s = median_time(lambda: subprocess.run(torch_only, capture_output=True, check=True), runs)
     print(f"stgan --help                        {help_s * 1000:8.0f} ms")
+    print(f'python -c "import torch"             {torch_s * 1000:8.0f} ms')
     print(f"python + import torch, cv2           {startup_s * 1000:8.0f} ms")
     print(f"  same with interpreter teardown     {teardown_s * 1000:8.0f} ms (the CLI skips it)")
 
@@ -152,10 +158,20 @@ def single_figures(model, tmp: Path, runs: int) -> None:
             print(f"  {k:<12} {v * 1000:8.1f} ms")
         print(f"  {'sum':<12} {sum(med.values()) * 1000:8.1f} ms")
         print(f"  whole CLI    {cli_s * 1000:8.1f} ms, of which beyond start-up {beyond_s * 1000:.0f} ms")
+        # The default model, as a user runs it, on each engine (onnx needs models/indoor/model.onnx).
+        box = ",".join(str(round(v)) for v in opts.box)
+        for engine in ("torch", "onnx"):
+            cmd = [*stgan_exe(), "composite", str(fg), str(bg), "--out", str(tmp / f"cli_{engine}.png"),
+                   "--box", box, "--engine", engine]
+            t = median_time(lambda: subprocess.run(cmd, capture_output=True, check=True), runs)
+            print(f"  whole CLI, default model, --engine {engine:<5} {t * 1000:8.1f} ms"
+                  f"  ({t / torch_s:4.2f}x import torch)")
 
 
 
 def batch_figures(model, tmp: Path, runs: int, count: int) -> None:
+    """Throughput of a batch against the I/O floor: the random model (torch), then the default model
+    on each engine."""
     size = (1080, 1920)
     fg, _ = make_inputs(tmp, size)
     bgs = []
@@ -173,21 +189,23 @@ def batch_figures(model, tmp: Path, runs: int, count: int) -> None:
             imageio.write_image(tmp / "floor" / f"{i}.png", px)
 
     (tmp / "floor").mkdir(exist_ok=True)
-    comp = Compositor(model, Options(box=(600, 500, 1100, 1050), batch_size=8))
-
-    def batch():
-        items = [Item(fg, b, tmp / "bout" / f"{b.stem}.png") for b in bgs]
-        res = comp.run(items)
-        assert all(r.status == "ok" for r in res)
-
     (tmp / "bout").mkdir(exist_ok=True)
     floor_s = median_time(io_floor, max(3, runs // 2))
-    batch_s = median_time(batch, max(3, runs // 2))
     n = len(bgs)
     print(f"\nbatch of {n} backgrounds {size[1]}x{size[0]} (JPEG in, PNG out):")
     print(f"  I/O floor (decode inputs + encode output, sequential): {n / floor_s:6.2f} images/s")
-    print(f"  stgan composite pipeline:                              {n / batch_s:6.2f} images/s")
-    print(f"  ratio pipeline / floor:                                {floor_s / batch_s:6.2f}x")
+    default = modelstore.open_model(None)
+    for label, m, engine in (("random paper model, torch", model, "torch"), ("default model, torch", default, "torch"),
+                             ("default model, onnx", default, "onnx")):
+        comp = Compositor(m, Options(box=(600, 500, 1100, 1050), batch_size=8, engine=engine))
+
+        def batch():
+            items = [Item(fg, b, tmp / "bout" / f"{b.stem}.png") for b in bgs]
+            res = comp.run(items)
+            assert all(r.status == "ok" for r in res)
+
+        batch_s = median_time(batch, max(3, runs // 2))
+        print(f"  {label + ':':<30} {n / batch_s:6.2f} images/s, {floor_s / batch_s:5.2f}x the floor")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ FORMATS = {
     "onnx": Format("onnx", ".onnx", "low-res predictor, opset 18, dynamic batch; checked with onnxruntime",
                    ("onnx", "onnxscript", "onnxruntime")),
     "pt2": Format("pt2", ".pt2", "torch.export program of the predictor (torch.export.load); checked"),
+    "engine": Format("engine", ".onnx", "one update of the generators as ONNX, for `composite --engine onnx` "
+                     "(default --out: the model folder's model.onnx); checked with onnxruntime",
+                     ("onnx", "onnxscript", "onnxruntime")),
 }
 
 
@@ -68,6 +71,25 @@ class Predictor(nn.Module):
 
         pred = nets.iterate(self.generators, bg, fg, p0, self.iterations, expm=expm_series)
         return torch.stack(pred.params, 1), expm_series(geometry.sl3_matrix(pred.params[-1]))
+
+
+class Step(nn.Module):
+    """One update of the warp by generator ``index``: ``(bg, fg, p) -> dp``, what it asks for at the
+    warp ``p``.  The loop around it, and the trust region between updates, run outside the graph
+    (:mod:`stgan_cli.onnx_engine`), so that an update can be shortened as in PyTorch."""
+
+    def __init__(self, net, index: int = 0):
+        super().__init__()
+        self.generators, self.index = net.generators, index
+
+    def forward(self, bg: torch.Tensor, fg: torch.Tensor, p: torch.Tensor):
+        warped = geometry.warp_image(fg, expm_series(geometry.sl3_matrix(p)))
+        return self.generators.update(self.index, bg, fg, warped, p, expm_series)
+
+
+def distinct_updates(generators) -> int:
+    """How many different update networks ``generators`` hold: one per iteration, or one shared."""
+    return generators.iterations if getattr(generators, "sequential_stages", True) else 1
 
 
 def reference(net, bg, fg, p0, iterations: int | None = None):
@@ -180,6 +202,8 @@ def export(model_ref: str, fmt: str, out: Path, offline: bool = False) -> dict:
     model = modelstore.load(str(folder))
     if fmt == "onnx":
         return export_onnx(model, out)
+    if fmt == "engine":
+        return export_engine(model, out)
     return export_pt2(model, out)
 
 
@@ -218,6 +242,29 @@ def export_package(folder: Path, out: Path) -> dict:
     return {"format": "package", "path": str(out), "max_corner_px": diff}
 
 
+def _onnx_export(module: nn.Module, inputs, path: Path, input_names, output_names, opset: int) -> None:
+    """``torch.onnx.export`` (dynamo, dynamic batch, weights inside the file), quietly."""
+    import logging
+    import warnings
+
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    dynamic = {name: {0: batch} for name in input_names}
+    quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [q.level for q in quiet]
+    for q in quiet:  # the exporter reports, among others, that torchvision is not installed
+        q.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # weights inside the file: an external .data file would be named after the temporary file
+            torch.onnx.export(module, inputs, str(path), input_names=list(input_names),
+                              output_names=list(output_names), opset_version=opset, dynamo=True,
+                              dynamic_shapes=dynamic, external_data=False, verbose=False)
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
 def export_onnx(model, out: Path, opset: int = 18) -> dict:
     import onnxruntime as ort
 
@@ -225,27 +272,9 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
     k = model.config.iterations
     pred = Predictor(net, k).eval()
     inputs = example_inputs(model.config.image_size)
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    dynamic = {"bg": {0: batch}, "fg": {0: batch}, "p0": {0: batch}}
 
     def write(path: Path):
-        import logging
-        import warnings
-
-        quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
-        levels = [q.level for q in quiet]
-        for q in quiet:  # the exporter reports, among others, that torchvision is not installed
-            q.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # weights inside the file: an external .data file would be named after the temporary file
-                torch.onnx.export(pred, inputs, str(path), input_names=["bg", "fg", "p0"],
-                                  output_names=["params", "warp"], opset_version=opset, dynamo=True,
-                                  dynamic_shapes=dynamic, external_data=False, verbose=False)
-        finally:
-            for q, level in zip(quiet, levels):
-                q.setLevel(level)
+        _onnx_export(pred, inputs, path, ("bg", "fg", "p0"), ("params", "warp"), opset)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         other = example_inputs(model.config.image_size, batch=5, seed=1)  # another batch size too
         for sample in (inputs, other):
@@ -256,6 +285,63 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
     result: dict = {"format": "onnx", "path": str(out), "opset": opset}
     _atomic(out, write)
     return result
+
+
+def export_engine(model, out: Path | None = None, opset: int = 18) -> dict:
+    """The model's updates as ONNX, one graph per distinct generator (onnxruntime runs every node of
+    a graph, so generators sharing one graph would all run at every step): ``model.onnx`` in its
+    folder unless ``out`` says otherwise, then ``model.step2.onnx``.. beside it for per-iteration
+    generators.  Each is stamped with what it was made from; then :mod:`stgan_cli.onnx_engine` runs
+    the whole loop (every generator, with and without the model's trust region) and is checked
+    against PyTorch's.  A failed check keeps none of the files."""
+    import onnx
+
+    from . import onnx_engine
+
+    out = Path(out) if out is not None else model.path / onnx_engine.ENGINE_FILE
+    net = model.net.float().eval()
+    count = distinct_updates(net.generators)
+    paths = [onnx_engine.step_path(out, i) for i in range(count)]
+    inputs = example_inputs(model.config.image_size)
+    result: dict = {"format": "engine", "path": str(out), "opset": opset, "graphs": len(paths)}
+    marks = onnx_engine.stamp(model.path, model.config)
+    written = []
+    try:
+        for i, path in enumerate(paths):
+            def write(tmp: Path, i=i):
+                _onnx_export(Step(net, i).eval(), inputs, tmp, ("bg", "fg", "p"), ("dp",), opset)
+                graph = onnx.load(str(tmp))
+                for key, value in {**marks, "stgan.step": str(i + 1), "stgan.steps": str(count)}.items():
+                    graph.metadata_props.add(key=key, value=value)
+                onnx.save(graph, str(tmp))
+
+            _atomic(path, write)
+            written.append(path)
+        engine = onnx_engine.OnnxEngine(out, model.path, model.config)
+        limits = model.trust_limits()
+        for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1)):
+            for trust in (None, limits):
+                got = engine.predict(sample[0].numpy(), sample[1].numpy(), model.config.warps, trust, sample[2].numpy())
+                expected = _loop(net, sample, model.config.warps, trust)
+                result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
+                    "engine", (got.params, expm_series(geometry.sl3_matrix(torch.from_numpy(got.params[:, -1])))),
+                    expected, sample, model.config.image_size, out))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _loop(net, sample, iterations: int, limits):
+    """PyTorch's answer with the trust region ``limits`` (or none), in the exports' layout."""
+    from .trust_region import TrustRegion
+
+    limit = TrustRegion(limits, tuple(sample[0].shape[-2:])) if limits is not None else None
+    with torch.no_grad():
+        pred = net(*sample, iterations=iterations, limit=limit)
+    params = torch.stack(pred.params, 1)
+    return params, geometry.warp_matrix(params[:, -1])
 
 
 def export_pt2(model, out: Path) -> dict:

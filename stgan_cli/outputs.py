@@ -28,9 +28,10 @@ def composite_all(bg: np.ndarray, cutout: compositing.Cutout, finals: list[np.nd
     return out, alpha
 
 
-def sidecar(prep, params: np.ndarray, homs: list[list[np.ndarray]], model, trust, face_mode: bool) -> dict:
+def sidecar(prep, params: np.ndarray, homs: list[list[np.ndarray]], model, trust, face_mode: bool,
+            engine: str | None = None) -> dict:
     """The ``--save-warp`` JSON of one composite: the homographies (final, per iteration, initial),
-    the warp parameters, the model and trust region that made them, and the sizes they are for."""
+    the warp parameters, the model, engine and trust region that made them, and the sizes they are for."""
     fh, fw = prep.cutout.source_size
     bh, bw = prep.bg.size
     first = homs[0]
@@ -39,7 +40,8 @@ def sidecar(prep, params: np.ndarray, homs: list[list[np.ndarray]], model, trust
         "iterations": [m.tolist() for m in first[1:]],
         "initial_homography": first[0].tolist(),
         "params": [p.tolist() for p in params[0]],
-        "model": None if model is None else {"ref": model.ref, "path": str(model.path), "warps": model.config.warps},
+        "model": None if model is None else {"ref": model.ref, "path": str(model.path), "warps": model.config.warps,
+                                           "engine": engine},
         "trust_region": None if prep.limits is None else {**trust.to_dict(), **prep.limits},
         "clamped": prep.clamped,
         "foreground": str(prep.item.fg),

@@ -40,6 +40,7 @@ class Options:
     skip_glasses_faces: bool = False  # leave faces that already wear glasses
     exclusive: bool = False  # never replace an output that exists when it is written (batches)
     trust_region: str = "default"  # default | off | key=value,... (stgan_cli.trust_region.parse)
+    engine: str = "auto"  # auto | torch | onnx (stgan_cli.onnx_engine.choose)
 
 
 @dataclass
@@ -86,8 +87,12 @@ class Compositor:
     weights are in, from the main thread, while the first images decode.
     """
 
-    def __init__(self, model: LoadedModel | None, options: Options, device: str = "cpu", on_ready=None):
-        self.model, self.opt, self.device, self.on_ready = model, options, device, on_ready
+    def __init__(self, model: LoadedModel | None, options: Options, device: str = "cpu", on_ready=None,
+                 resolve_device=None):
+        self.model, self.opt, self.on_ready = model, options, on_ready
+        # ``device`` is what the user asked for (``auto`` included); the torch engine runs on
+        # ``resolve_device(device)``, resolved only when that engine opens (it imports torch).
+        self.device_name, self.device, self.resolve_device = device, device, resolve_device
         if model is None and options.iterations != 0:
             raise ValueError("a model is needed unless iterations == 0")
         self.iterations = 0 if model is None else (model.config.iterations if options.iterations is None
@@ -97,15 +102,31 @@ class Compositor:
         self.face_mode = options.place == "face" or (options.place == "auto" and domain == "glasses")
         self.frame_size = tuple(model.config.image_size) if model else (144, 144)
         self.trust = None
+        self.engine = None  # opened by ready(): stgan_cli.onnx_engine.OnnxEngine or TorchEngine
+        self.engine_note: str | None = None  # why auto did not take the onnx engine
         self._cutouts: dict = {}
         self._cutout_lock = threading.Lock()
 
-    def ready(self) -> None:
+    def ready(self, count: int = 1) -> None:
+        """Open the engine and the trust region, for a run of ``count`` items."""
         self.trust = None
         if self.model is not None and self.iterations > 0:
-            self.model.net  # noqa: B018 - loads the weights
-            from . import trust_region
+            from . import onnx_engine, trust_region
 
+            name, self.engine_note = onnx_engine.choose(self.model, self.opt.engine, self.device_name)
+            if name == "onnx":
+                try:
+                    # In a batch the network gets one thread, as in _share_cores for torch.
+                    self.engine = onnx_engine.open_engine(self.model, "onnx", threads=1 if count > 1 else None)
+                except StganError as exc:
+                    if self.opt.engine == "onnx":
+                        raise
+                    name, self.engine_note = "torch", str(exc)
+            if name == "torch":
+                if self.resolve_device:
+                    self.device = self.resolve_device(self.device_name)
+                    self.model.to(self.device)
+                self.engine = onnx_engine.open_engine(self.model, "torch", self.device)
             self.trust = trust_region.parse(self.opt.trust_region, self.model.trust_limits())
         if self.on_ready:
             self.on_ready()
@@ -152,26 +173,19 @@ class Compositor:
         ``(slots, K + 1, 8)`` array."""
         if self.iterations == 0:
             return [np.zeros((len(p.slots), 1, 8)) for p in batch]
-        import torch
-
         t0 = time.perf_counter()
         slots = [s for p in batch for s in p.slots]
-        bg = torch.from_numpy(np.stack([s.bg_low for s in slots])).permute(0, 3, 1, 2).to(self.device)
-        fg = torch.from_numpy(np.stack([s.fg_low for s in slots])).permute(0, 3, 1, 2).to(self.device)
-        from .trust_region import TrustRegion
-
-        limit = TrustRegion(self.trust, self.model.config.image_size) if self.trust is not None else None
-        with torch.inference_mode():
-            pred = self.model.net(bg, fg, iterations=self.iterations, limit=limit)
-        params = torch.stack(pred.params, 1).double().cpu().numpy()
-        clamped = limit.clamped.numpy() if limit is not None else np.zeros(len(slots), bool)
+        bg = np.ascontiguousarray(np.stack([s.bg_low for s in slots]).transpose(0, 3, 1, 2))
+        fg = np.ascontiguousarray(np.stack([s.fg_low for s in slots]).transpose(0, 3, 1, 2))
+        run = self.engine.predict(bg, fg, self.iterations, self.trust)
+        params, clamped = run.params, run.clamped
         dt = (time.perf_counter() - t0) / len(batch)
         out, at = [], 0
         for p in batch:
             p.timings["network"] = dt
             p.clamped = bool(clamped[at:at + len(p.slots)].any())
-            if limit is not None:  # the limits in force for the first slot's object
-                p.limits = {k: round(float(v[at]), 4) for k, v in limit.resolved.items()}
+            if run.resolved is not None:  # the limits in force for the first slot's object
+                p.limits = {k: round(float(v[at]), 4) for k, v in run.resolved.items()}
             out.append(params[at:at + len(p.slots)])
             at += len(p.slots)
         return out
@@ -192,7 +206,8 @@ class Compositor:
                 top = 65535 if out.dtype == np.uint16 else 255
                 imageio.write_image(outputs.mask_path(item.out), np.round(alpha * top).astype(out.dtype))
             if self.opt.save_warp:
-                data = outputs.sidecar(prep, params, homs, self.model, self.trust, self.face_mode)
+                data = outputs.sidecar(prep, params, homs, self.model, self.trust, self.face_mode,
+                                       getattr(self.engine, "name", None))
                 atomic.write_bytes(outputs.sidecar_path(item.out), json.dumps(data, indent=2).encode())
             if self.opt.steps_dir is not None:
                 outputs.write_steps(self.opt.steps_dir, prep, homs, out)
@@ -232,7 +247,7 @@ class Compositor:
                 return [pool.submit(guarded, self.prepare, it, it) for it in chunk]
 
             upcoming = submit_prepares(chunks[0]) if chunks else []
-            self.ready()  # torch and the weights load while the first images decode
+            self.ready(len(items))  # the engine and the weights load while the first images decode
             restore_threads = self._share_cores(len(items))
             try:
                 pending = []
@@ -265,7 +280,8 @@ class Compositor:
         """In a batch on the CPU, give the network one thread: the decode/encode workers keep the
         other cores busy, and torch's own threads would only contend with them (+20% images/s on
         2 cores, benchmarks/composite.py).  Returns a function that restores the setting."""
-        if count < 2 or self.iterations == 0 or not str(self.device).startswith("cpu"):
+        if count < 2 or self.iterations == 0 or not str(self.device).startswith("cpu") or \
+                getattr(self.engine, "name", None) != "torch":
             return lambda: None
         import torch
 

@@ -66,6 +66,9 @@ def composite(
     trust: Annotated[str, typer.Option(
         "--trust-region", help="Limits on what the model may do to the object: default (from its training), off, "
                                "or move=0.3,scale=1.2,rotate=5,shape=0.05 over the default.")] = "default",
+    engine: Annotated[str, typer.Option(
+        "--engine", help="What runs the generators: auto (onnx where the model folder has model.onnx and "
+                         "onnxruntime is installed, on the CPU; else torch) | torch | onnx. Said on stderr.")] = "auto",
 ):
     """Composite FG onto BG, its placement corrected by the model's generators."""
     from ..errors import UsageError
@@ -96,6 +99,10 @@ def composite(
     from ..trust_region import Limits, parse as parse_trust
 
     parse_trust(trust, Limits())  # a malformed --trust-region is a usage error before any work
+    from ..onnx_engine import ENGINES
+
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
 
     from .. import inputs, modelstore
     from ..pipeline import Compositor, Options, Result
@@ -120,15 +127,15 @@ def composite(
     check_device_name(device)
 
     def on_ready():
-        # Runs after the weights load, while the first images decode: torch is imported by now.
-        if loaded is not None:
-            dev = resolve_device(device)
-            loaded.to(dev)
-            compositor.device = dev
+        # Runs once the engine is open, while the first images decode.
+        if loaded is not None and compositor.engine is not None:
             h, w = loaded.config.image_size
             k = compositor.iterations
             used = f"{k} of {loaded.config.warps} warps" if k != loaded.config.warps else f"{k} warps"
-            log(f"model {loaded.ref} ({used} at {h}x{w}) on {dev}")
+            where = "onnxruntime on cpu" if compositor.engine.name == "onnx" else f"torch on {compositor.device}"
+            log(f"model {loaded.ref} ({used} at {h}x{w}), {where}")
+            if compositor.engine_note and engine == "auto":
+                log(f"engine: torch, because {compositor.engine_note}")
 
     opts = Options(
         iterations=iterations,
@@ -137,9 +144,9 @@ def composite(
         scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
         max_pixels=max_pixels, batch_size=batch_size, place=place, faces=faces,
         detector=detector, skip_glasses_faces=skip_glasses_faces,
-        exclusive=batch and not overwrite, trust_region=trust,
+        exclusive=batch and not overwrite, trust_region=trust, engine=engine,
     )
-    compositor = Compositor(loaded, opts, on_ready=on_ready)
+    compositor = Compositor(loaded, opts, device, on_ready=on_ready, resolve_device=resolve_device)
 
     def emit(res: Result):
         if as_json:

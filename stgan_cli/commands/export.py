@@ -16,8 +16,10 @@ from .options import ModelArg, OfflineOpt
 @friendly_errors
 def export(
     model: ModelArg = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="package | onnx | pt2 (see --list-formats).")] = "package",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (onnx, pt2) or folder (package).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="package | onnx | pt2 | engine (see --list-formats).")] = "package",
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Output file (onnx, pt2, engine) or folder (package). engine: the model folder's "
+                            "model.onnx by default, which composite --engine auto then uses.")] = None,
     push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="Upload the package to ORG/REPO.")] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the Hub repository as private.")] = False,
     revision: Annotated[Optional[str], typer.Option("--revision", help="Branch to push to.")] = None,
@@ -38,20 +40,20 @@ def export(
         raise UsageError("MODEL is required (a registry name, a model folder or hf-hub:ORG/REPO)")
     if push_to_hub and fmt != "package":
         raise UsageError("--push-to-hub uploads a package: use --format package")
-    if out is None:
+    if out is None and fmt != "engine":
         if not push_to_hub:
             raise UsageError("--out is required (a file for onnx/pt2, a folder for package)")
     from .. import export as exporter
 
     staging = None
-    if out is None:  # a package only on its way to the Hub, removed once it is there (or not)
+    if out is None and fmt != "engine":  # a package only on its way to the Hub, removed once it is there (or not)
         import tempfile
 
         staging = Path(tempfile.mkdtemp(prefix="stgan-package-"))
         out = staging / "package"
     try:
         result = exporter.export(model, fmt, out, offline=offline)
-        log(f"exported {model} as {fmt} to {out} (the object's corners land within "
+        log(f"exported {model} as {fmt} to {result['path']} (the object's corners land within "
             f"{result['max_corner_px']:.1e} px of PyTorch's)")
         if push_to_hub:
             from ..hub import push

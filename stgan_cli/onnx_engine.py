@@ -1,0 +1,184 @@
+"""The generators without PyTorch: a model folder's ``model.onnx`` run by onnxruntime.
+
+``model.onnx`` holds one update of the warp (:class:`stgan_cli.export.Step`): given the background,
+the foreground canvas and the current parameters ``p``, what the generator asks for.  A model with
+one generator per iteration has one graph per generator (``model.step2.onnx``, .. beside it).  The
+loop of :func:`stgan_cli.nets.iterate` runs here in numpy, with the same trust region between
+updates (:mod:`stgan_cli.trust_region` is numpy for both engines), so a composite made this way puts
+the object where PyTorch puts it, within :data:`stgan_cli.export.TOLERANCE_PX` of the model frame.
+
+The graph is stamped with the SHA-256 of the ``model.safetensors`` it was exported from, and with the
+architecture, warp count and frame size; one that does not match its folder is refused (retrained
+weights never run through a stale graph).  ``stgan export MODEL --format engine`` (re)makes it.
+
+Importing this module imports neither torch nor onnxruntime: they load when an engine opens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import StganError
+
+ENGINE_FILE = "model.onnx"
+ENGINES = ("auto", "torch", "onnx")
+_STAMP_KEYS = ("stgan.weights_sha256", "stgan.arch", "stgan.warps", "stgan.image_size")
+
+
+def step_path(first: Path, index: int) -> Path:
+    """The graph of update ``index`` (0-based) when the first one is ``first``."""
+    first = Path(first)
+    return first if index == 0 else first.with_name(f"{first.stem}.step{index + 1}{first.suffix}")
+
+
+def weights_digest(folder: Path) -> str:
+    from .modelstore import WEIGHTS_FILE
+
+    h = hashlib.sha256()
+    with open(Path(folder) / WEIGHTS_FILE, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def stamp(folder: Path, config) -> dict[str, str]:
+    """What a graph exported from the model in ``folder`` is stamped with."""
+    return {"stgan.weights_sha256": weights_digest(folder), "stgan.arch": config.arch,
+            "stgan.warps": str(config.warps), "stgan.image_size": "x".join(str(v) for v in config.image_size)}
+
+
+@dataclass
+class Run:
+    """What one batch through the generators gives, whichever the engine."""
+
+    params: np.ndarray  # (B, K + 1, 8) float64: p after 0..K generators
+    clamped: np.ndarray  # (B,) bool: the trust region shortened an update
+    resolved: dict | None  # per measure, (B,) limits in force; None without a trust region
+
+
+class OnnxEngine:
+    """``model.onnx`` of a model folder, checked against the folder and opened with onnxruntime."""
+
+    name = "onnx"
+
+    def __init__(self, graph: Path, folder: Path, config, threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise StganError("the onnx engine needs onnxruntime: pip install 'stgan-cli[export]'") from None
+        self.config = config
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        expected = stamp(folder, config)
+        self.sessions = []
+        count = 1
+        while len(self.sessions) < count:
+            path = step_path(graph, len(self.sessions))
+            if not path.is_file():
+                raise StganError(f"{path}: missing (the model has {count} generators; remake the graphs with "
+                                 f"`stgan export {folder} --format engine`)")
+            try:
+                session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for a broken file
+                raise StganError(f"{path}: not a readable ONNX graph ({str(exc).splitlines()[0][:200]})") from None
+            meta = session.get_modelmeta().custom_metadata_map
+            for key in _STAMP_KEYS:
+                if meta.get(key) != expected[key]:
+                    what = "weights" if key == "stgan.weights_sha256" else key.split(".", 1)[1].replace("_", " ")
+                    raise StganError(f"{path}: was exported from other {what} than {Path(folder) / 'model.safetensors'}; "
+                                     f"remake it with `stgan export {folder} --format engine`")
+            if meta.get("stgan.step") != str(len(self.sessions) + 1) or not meta.get("stgan.steps", "").isdigit():
+                raise StganError(f"{path}: not the graph of generator {len(self.sessions) + 1}; remake the graphs "
+                                 f"with `stgan export {folder} --format engine`")
+            count = int(meta["stgan.steps"])
+            self.sessions.append(session)
+        self.size = tuple(config.image_size)
+
+    def predict(self, bg: np.ndarray, fg: np.ndarray, iterations: int, limits=None,
+                p0: np.ndarray | None = None) -> Run:
+        """``iterations`` updates on ``bg`` (B, 3, H, W) and the premultiplied canvas ``fg``
+        (B, 4, H, W), float32 in [0, 1], from ``p0`` (B, 8; zeros), with the trust region ``limits``
+        (:class:`~stgan_cli.trust_region.Limits`) or none."""
+        from .trust_region import TrustRegion
+
+        bg = np.ascontiguousarray(bg, np.float32)
+        fg = np.ascontiguousarray(fg, np.float32)
+        p = np.zeros((bg.shape[0], 8), np.float32) if p0 is None else np.asarray(p0, np.float32)
+        limit = TrustRegion(limits, self.size) if limits is not None else None
+        if limit is not None:
+            limit.start(fg, p)
+        params = [p]
+        for i in range(iterations):
+            session = self.sessions[min(i, len(self.sessions) - 1)]  # a shared block has one graph
+            (dp,) = session.run(None, {"bg": bg, "fg": fg, "p": p})
+            p = p + dp if limit is None else limit(p, dp).astype(np.float32)
+            params.append(p)
+        clamped = limit.clamped if limit is not None else np.zeros(bg.shape[0], bool)
+        return Run(np.stack(params, 1).astype(np.float64), clamped, limit.resolved if limit is not None else None)
+
+
+class TorchEngine:
+    """The PyTorch model (:attr:`stgan_cli.modelstore.LoadedModel.net`)."""
+
+    name = "torch"
+
+    def __init__(self, model, device: str = "cpu"):
+        self.model, self.device = model, device
+        model.net  # noqa: B018 - loads the weights now
+
+    def predict(self, bg: np.ndarray, fg: np.ndarray, iterations: int, limits=None,
+                p0: np.ndarray | None = None) -> Run:
+        import torch
+
+        from .trust_region import TrustRegion
+
+        limit = TrustRegion(limits, self.model.config.image_size) if limits is not None else None
+        start = None if p0 is None else torch.from_numpy(np.asarray(p0, np.float32)).to(self.device)
+        with torch.inference_mode():
+            pred = self.model.net(torch.from_numpy(bg).to(self.device), torch.from_numpy(fg).to(self.device),
+                                  start, iterations=iterations, limit=limit)
+        params = torch.stack(pred.params, 1).double().cpu().numpy()
+        clamped = limit.clamped if limit is not None else np.zeros(bg.shape[0], bool)
+        return Run(params, clamped, limit.resolved if limit is not None else None)
+
+
+def choose(model, engine: str, device: str) -> tuple[str, str | None]:
+    """Which engine runs ``model`` for ``--engine engine`` and ``--device device``, and why not the
+    other one when ``auto`` falls back to torch (None when there is nothing to say).
+
+    ``auto`` takes onnx on the CPU (``--device auto`` or ``cpu``) when the folder has a ``model.onnx``
+    and onnxruntime is installed; a GPU asked for by name always goes to torch.  ``onnx`` insists."""
+    import importlib.util
+
+    if engine not in ENGINES:
+        from .errors import UsageError
+
+        raise UsageError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
+    if engine == "torch":
+        return "torch", None
+    graph = Path(model.path) / ENGINE_FILE
+    problem = None
+    if device.strip().lower() not in ("auto", "cpu"):
+        problem = f"--device {device}: the onnx engine runs on the CPU"
+    elif importlib.util.find_spec("onnxruntime") is None:
+        problem = "onnxruntime is not installed (pip install 'stgan-cli[export]')"
+    elif not graph.is_file():
+        problem = f"{graph} is missing (make it with `stgan export {model.ref} --format engine`)"
+    if problem is None:
+        return "onnx", None
+    if engine == "onnx":
+        raise StganError(f"--engine onnx: {problem}")
+    return "torch", problem
+
+
+def open_engine(model, name: str, device: str = "cpu", threads: int | None = None):
+    """An engine of kind ``name`` (see :func:`choose`) for ``model``."""
+    if name == "onnx":
+        return OnnxEngine(Path(model.path) / ENGINE_FILE, model.path, model.config, threads)
+    return TorchEngine(model, device)
