@@ -66,6 +66,10 @@ def composite(
     trust: Annotated[str, typer.Option(
         "--trust-region", help="Limits on what the model may do to the object: default (from its training), off, "
                                "or move=0.3,scale=1.2,rotate=5,shape=0.05 over the default.")] = "default",
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray", metavar="ADDRESS", help="Batch: spread the items over a Ray cluster (local: start one on this "
+                                         "machine; auto; ray://HOST:PORT). Workers must see the input and output "
+                                         "folders. Needs the ray extra.")] = None,
     engine: Annotated[str, typer.Option(
         "--engine", help="What runs the generators: auto (onnx where the model folder has model.onnx and "
                          "onnxruntime is installed, on the CPU; else torch) | torch | onnx. Said on stderr.")] = "auto",
@@ -117,6 +121,8 @@ def composite(
         total = len(items)
         items = inputs.shard(items, *shard)
         log(f"shard {shard[0]}/{shard[1]}: {len(items)} of {total} items")
+    if ray_address is not None and not batch:
+        raise UsageError("--ray is for batches (a folder or glob of inputs); one image runs here")
     items, skipped = inputs.claim_outputs(items, out, batch, overwrite, skip_existing)
 
     loaded = None
@@ -158,7 +164,13 @@ def composite(
 
     for it in skipped:
         emit(Result(it, "skipped"))
-    results = _run_with_progress(compositor, items, emit, enabled=batch)
+    if ray_address is not None:
+        from .. import ray_batch
+
+        log(f"ray: {len(items)} items on {ray_address}")
+        results = ray_batch.run(items, model, offline, opts, ray_address, emit)
+    else:
+        results = _run_with_progress(compositor, items, emit, enabled=batch)
 
     failed = [r for r in results if r.status == "failed"]
     if not batch:
