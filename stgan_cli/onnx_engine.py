@@ -75,30 +75,40 @@ class OnnxEngine:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        expected = stamp(folder, config)
-        self.sessions = []
-        count = 1
-        while len(self.sessions) < count:
-            path = step_path(graph, len(self.sessions))
-            if not path.is_file():
-                raise StganError(f"{path}: missing (the model has {count} generators; remake the graphs with "
-                                 f"`stgan export {folder} --format engine`)")
-            try:
-                session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for a broken file
-                raise StganError(f"{path}: not a readable ONNX graph ({str(exc).splitlines()[0][:200]})") from None
-            meta = session.get_modelmeta().custom_metadata_map
-            for key in _STAMP_KEYS:
-                if meta.get(key) != expected[key]:
-                    what = "weights" if key == "stgan.weights_sha256" else key.split(".", 1)[1].replace("_", " ")
-                    raise StganError(f"{path}: was exported from other {what} than {Path(folder) / 'model.safetensors'}; "
-                                     f"remake it with `stgan export {folder} --format engine`")
-            if meta.get("stgan.step") != str(len(self.sessions) + 1) or not meta.get("stgan.steps", "").isdigit():
-                raise StganError(f"{path}: not the graph of generator {len(self.sessions) + 1}; remake the graphs "
-                                 f"with `stgan export {folder} --format engine`")
-            count = int(meta["stgan.steps"])
-            self.sessions.append(session)
+        self.graph, self.folder, self.opts, self.ort = Path(graph), Path(folder), opts, ort
+        self.expected = stamp(folder, config)
+        self.sessions: dict[int, object] = {}
+        self.count = 1
+        self.count = int(self._open(0).get_modelmeta().custom_metadata_map["stgan.steps"])
+        for index in range(1, self.count):  # all there now; each is loaded and checked when first used
+            if not step_path(self.graph, index).is_file():
+                self._open(index)  # says which one is missing
         self.size = tuple(config.image_size)
+
+    def _open(self, index: int):
+        """The checked session of update ``index`` (0-based); opened on first use, so a model whose
+        later generators a run does not use never loads them."""
+        if index in self.sessions:
+            return self.sessions[index]
+        path, folder = step_path(self.graph, index), self.folder
+        if not path.is_file():
+            raise StganError(f"{path}: missing (the model has {self.count} generators; remake the graphs with "
+                             f"`stgan export {folder} --format engine`)")
+        try:
+            session = self.ort.InferenceSession(str(path), self.opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for a broken file
+            raise StganError(f"{path}: not a readable ONNX graph ({str(exc).splitlines()[0][:200]})") from None
+        meta = session.get_modelmeta().custom_metadata_map
+        for key in _STAMP_KEYS:
+            if meta.get(key) != self.expected[key]:
+                what = "weights" if key == "stgan.weights_sha256" else key.split(".", 1)[1].replace("_", " ")
+                raise StganError(f"{path}: was exported from other {what} than {folder / 'model.safetensors'}; "
+                                 f"remake it with `stgan export {folder} --format engine`")
+        if meta.get("stgan.step") != str(index + 1) or not meta.get("stgan.steps", "").isdigit():
+            raise StganError(f"{path}: not the graph of generator {index + 1}; remake the graphs "
+                             f"with `stgan export {folder} --format engine`")
+        self.sessions[index] = session
+        return session
 
     def predict(self, bg: np.ndarray, fg: np.ndarray, iterations: int, limits=None,
                 p0: np.ndarray | None = None) -> Run:
@@ -115,7 +125,7 @@ class OnnxEngine:
             limit.start(fg, p)
         params = [p]
         for i in range(iterations):
-            session = self.sessions[min(i, len(self.sessions) - 1)]  # a shared block has one graph
+            session = self._open(min(i, self.count - 1))  # a shared block has one graph
             (dp,) = session.run(None, {"bg": bg, "fg": fg, "p": p})
             p = p + dp if limit is None else limit(p, dp).astype(np.float32)
             params.append(p)
