@@ -93,6 +93,8 @@ class Compositor:
         # ``device`` is what the user asked for (``auto`` included); the torch engine runs on
         # ``resolve_device(device)``, resolved only when that engine opens (it imports torch).
         self.device_name, self.device, self.resolve_device = device, device, resolve_device
+        if resolve_device is None and device == "auto":  # nothing to resolve it with: the CPU
+            self.device = "cpu"
         if model is None and options.iterations != 0:
             raise ValueError("a model is needed unless iterations == 0")
         self.iterations = 0 if model is None else (model.config.iterations if options.iterations is None
