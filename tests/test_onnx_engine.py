@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import export, modelstore, onnx_engine
+from stgan_cli import archs, export, modelstore, onnx_engine
 from stgan_cli.cli import app
 from stgan_cli.trust_region import Limits
 
@@ -27,10 +27,10 @@ def run(*args):
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(scope="module", params=["paper", "refiner-crop"])
+@pytest.fixture(scope="module", params=archs.names())
 def engined(request, tmp_path_factory):
-    """A model folder (per-iteration generators, or one shared block) with its model.onnx (an export
-    takes ~20 s: the tests that use one are marked slow)."""
+    """A model folder of every architecture (per-iteration generators, or one shared block) with its
+    model.onnx (an export takes ~20 s: the tests that use one are marked slow)."""
     folder = random_model(tmp_path_factory.mktemp(request.param) / "model", warps=3, std=1e-3, arch=request.param)
     r = run("export", folder, "--format", "engine")
     assert r.exit_code == 0, r.stderr
@@ -140,7 +140,7 @@ def test_the_shipped_default_carries_its_current_graph():
 @pytest.mark.slow
 def test_one_graph_per_generator_and_a_missing_one_is_named(engined, images, tmp_path):
     model = modelstore.open_model(str(engined))
-    per_iteration = model.config.arch == "paper"
+    per_iteration = export.distinct_updates(modelstore.load(str(engined)).net.generators) > 1
     graphs = sorted(p.name for p in engined.glob("*.onnx"))
     assert graphs == (["model.onnx", "model.step2.onnx", "model.step3.onnx"] if per_iteration else ["model.onnx"])
     if per_iteration:
