@@ -92,10 +92,14 @@ def distinct_updates(generators) -> int:
     return generators.iterations if getattr(generators, "sequential_stages", True) else 1
 
 
-def reference(net, bg, fg, p0, iterations: int | None = None):
-    """The PyTorch model's answer (exact matrix exponential) in the exports' output layout."""
+def reference(net, bg, fg, p0, iterations: int | None = None, limits=None):
+    """The PyTorch model's answer (exact matrix exponential) in the exports' output layout, with the
+    trust region ``limits`` (:class:`~stgan_cli.trust_region.Limits`) or none."""
+    from .trust_region import TrustRegion
+
+    limit = TrustRegion(limits, tuple(bg.shape[-2:])) if limits is not None else None
     with torch.no_grad():
-        pred = net(bg, fg, p0, iterations=iterations)
+        pred = net(bg, fg, p0, iterations=iterations, limit=limit)
     params = torch.stack(pred.params, 1)
     return params, geometry.warp_matrix(params[:, -1])
 
@@ -322,7 +326,7 @@ def export_engine(model, out: Path | None = None, opset: int = 18) -> dict:
         for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1)):
             for trust in (None, limits):
                 got = engine.predict(sample[0].numpy(), sample[1].numpy(), model.config.warps, trust, sample[2].numpy())
-                expected = _loop(net, sample, model.config.warps, trust)
+                expected = reference(net, *sample, iterations=model.config.warps, limits=trust)
                 result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
                     "engine", (got.params, expm_series(geometry.sl3_matrix(torch.from_numpy(got.params[:, -1])))),
                     expected, sample, model.config.image_size, out))
@@ -331,17 +335,6 @@ def export_engine(model, out: Path | None = None, opset: int = 18) -> dict:
             path.unlink(missing_ok=True)
         raise
     return result
-
-
-def _loop(net, sample, iterations: int, limits):
-    """PyTorch's answer with the trust region ``limits`` (or none), in the exports' layout."""
-    from .trust_region import TrustRegion
-
-    limit = TrustRegion(limits, tuple(sample[0].shape[-2:])) if limits is not None else None
-    with torch.no_grad():
-        pred = net(*sample, iterations=iterations, limit=limit)
-    params = torch.stack(pred.params, 1)
-    return params, geometry.warp_matrix(params[:, -1])
 
 
 def export_pt2(model, out: Path) -> dict:
