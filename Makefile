@@ -96,8 +96,9 @@ eval-real: data-real
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
 train-glasses: $(STAMP)
 	test -d $(REALDATA)/faces/no_glasses || { echo "train-glasses needs $(REALDATA)/faces and glasses"; exit 1; }
-	test -f data/glasses/train/backgrounds/.done || { $(PY) -m stgan_cli data glasses --faces $(REALDATA)/faces/no_glasses \
-		--glasses $(REALDATA)/glasses --out data/glasses --copies 8 --holdout 5 && touch data/glasses/train/backgrounds/.done; }
+	# .done-anchor: crops aligned on where the landmarks put the glasses (faces.glasses_anchor); older folders are rebuilt.
+	test -f data/glasses/train/backgrounds/.done-anchor || { $(PY) -m stgan_cli data glasses --faces $(REALDATA)/faces/no_glasses \
+		--glasses $(REALDATA)/glasses --out data/glasses --copies 8 --holdout 5 && touch data/glasses/train/backgrounds/.done-anchor; }
 	if [ -f runs/glasses/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/glasses; \
 	else $(PY) -m stgan_cli train --config configs/glasses.yaml --data data/glasses --out runs/glasses; fi
 	# The weights and config; the hand-written card (measured tables, limits) stays.

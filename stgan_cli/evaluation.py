@@ -38,16 +38,21 @@ def mask_iou(alpha_a: torch.Tensor, alpha_b: torch.Tensor, threshold: float = 0.
     return inter / union
 
 
-def lens_errors(p: torch.Tensor, eyes: torch.Tensor, size) -> torch.Tensor:
-    """Per sample: the lens centres' mean distance from the eyes, divided by the eye distance.
+def lens_errors(p: torch.Tensor, eyes: torch.Tensor, size, eye_distance: torch.Tensor | None = None) -> torch.Tensor:
+    """Per sample: the lens centres' mean distance from where the truth puts them, over the eye
+    distance ``eye_distance`` (B,) (pixels; default that of ``eyes``).
 
-    On an aligned face frame with glasses on the canonical canvas, the lenses sit on the eyes
-    ``eyes`` (2, 2) (pixels) when ``p = 0``."""
+    On an aligned face frame with glasses on the canonical canvas, the lenses sit at ``eyes`` (2, 2)
+    (pixels) when ``p = 0``: the truth."""
     h, w = size
     scale = eyes.new_tensor([2 / w, 2 / h])
     pts = ((eyes + 0.5) * scale - 1).expand(p.shape[0], 2, 2)
     delta = to_pixels(displayed(pts, p) - pts, size)
-    return delta.norm(dim=-1).mean(1) / (eyes[1] - eyes[0]).norm()
+    return delta.norm(dim=-1).mean(1) / (_eye_distance(eyes) if eye_distance is None else eye_distance)
+
+
+def _eye_distance(eyes: torch.Tensor) -> torch.Tensor:
+    return (eyes[1] - eyes[0]).norm()
 
 
 # What a pair of glasses' width may be over the wearer's eye distance: optical frames are 125-145 mm
@@ -55,17 +60,19 @@ def lens_errors(p: torch.Tensor, eyes: torch.Tensor, size) -> torch.Tensor:
 PLAUSIBLE_WIDTH = (1.7, 2.5)
 
 
-def glasses_width(alpha: torch.Tensor, eyes: torch.Tensor) -> torch.Tensor:
-    """Per sample: the width of the glasses' visible extent in ``alpha`` (B, H, W) over the eye distance."""
+def glasses_width(alpha: torch.Tensor, eye_distance: torch.Tensor) -> torch.Tensor:
+    """Per sample: the width of the glasses' visible extent in ``alpha`` (B, H, W) over the eye
+    distance ``eye_distance`` (pixels: one, or one per sample)."""
     boxes = object_boxes(alpha)
-    return (boxes[:, 2] - boxes[:, 0]) * alpha.shape[-1] / 2 / (eyes[1] - eyes[0]).norm()
+    return (boxes[:, 2] - boxes[:, 0]) * alpha.shape[-1] / 2 / eye_distance
 
 
 def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: torch.Tensor | None = None,
-                      bg: torch.Tensor | None = None) -> dict:
+                      bg: torch.Tensor | None = None, eye_distance: torch.Tensor | None = None) -> dict:
     """Per-iteration, per-sample metrics of a prediction on canvases ``fg`` at their true pose:
     each value is a ``(K + 1, B)`` tensor (initial first).  The critic's ``realism`` needs the
-    backgrounds ``bg``."""
+    backgrounds ``bg``; glasses' errors and widths are over ``eye_distance`` (B,) where the faces'
+    own eye distances are known, else over that of ``eyes``."""
     boxes = object_boxes(fg[:, 3])
     out = {"corner_error": [], "shape_error": [], "x_error": [], "y_error": [], "top_error": [], "base_error": [],
            "iou": []}
@@ -78,10 +85,11 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
             out[k].append(v)
         out["iou"].append(mask_iou(warped[:, 3], fg[:, 3]))
         if eyes is not None:
-            lens = lens_errors(p, eyes, size)
+            iod = _eye_distance(eyes) if eye_distance is None else eye_distance
+            lens = lens_errors(p, eyes, size, iod)
             out["lens_error"].append(lens)
             out["lens_worse"].append((lens > out["lens_error"][0] + 1e-3).float())
-            width = glasses_width(warped[:, 3], eyes)
+            width = glasses_width(warped[:, 3], iod)
             out["glasses_width"].append(width)
             out["width_plausible"].append(((width >= PLAUSIBLE_WIDTH[0]) & (width <= PLAUSIBLE_WIDTH[1])).float())
         if discriminator is not None and bg is not None:
@@ -91,13 +99,14 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
 
 def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,
                      keep_images: bool = False, eyes: torch.Tensor | None = None, limits=None,
-                     iterations: int | None = None) -> dict:
+                     iterations: int | None = None, eye_distance: torch.Tensor | None = None) -> dict:
     """Metrics of ``net`` on ``dataset[indices]`` perturbed by ``p0``: per-sample arrays, means and
     medians per iteration; with ``keep_images``, the composites of the best, median and worst samples.
     With a discriminator, ``truth_preferred`` is per iteration the fraction of scenes whose true
     placement the critic scores above that iterate (0.5: it cannot tell them apart).  ``limits``: the
     trust region (:class:`~stgan_cli.trust_region.Limits`) inference applies, or None; ``iterations``:
-    how many generators run (None: all)."""
+    how many generators run (None: all); ``eye_distance``: per index, the face's eye distance in the
+    frame, where glasses errors are measured."""
     import numpy as np
 
     from .trust_region import TrustRegion
@@ -112,7 +121,8 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
             bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch(idx))
             pred = net(bg, fg, p0[start:start + batch].to(device), iterations=iterations, limit=limit())
             disc = getattr(net, "discriminator", None)
-            for k, v in iteration_metrics(pred, fg, size, disc, eyes, bg).items():
+            iod = None if eye_distance is None else eye_distance[start:start + batch].to(device)
+            for k, v in iteration_metrics(pred, fg, size, disc, eyes, bg, iod).items():
                 per.setdefault(k, []).append(v.cpu())
             if disc is not None:  # the reference: how real the critic finds the true placement
                 truth = disc(geometry.composite(bg, fg)).mean(dim=(1, 2, 3))

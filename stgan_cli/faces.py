@@ -40,7 +40,7 @@ class Face:
     def summary(self) -> dict:
         """What a sidecar reports of the face."""
         out = {"box": list(self.box), "eyes": self.eyes.round(2).tolist(), "eyes_found": self.eyes_found,
-               "detector": self.detector}
+               "detector": self.detector, "lenses_at": glasses_anchor(self).round(2).tolist()}
         if self.landmarks is not None:
             from . import landmarks
 
@@ -48,6 +48,18 @@ class Face:
                        yaw=round(landmarks.yaw(self.landmarks), 3),
                        width=round(landmarks.face_width(self.landmarks), 2), glasses=self.glasses)
         return out
+
+
+def glasses_anchor(face: Face) -> np.ndarray:
+    """``(2, 2)``: where the glasses' lens centres go on ``face``: from the landmarks (the nose bridge,
+    the eye line and the face's breadth, :func:`stgan_cli.landmarks.glasses_anchor`) where it has
+    them, else its eyes.  This is the truth ``stgan data glasses`` aligns crops on and the start
+    ``composite`` gives the model."""
+    if face.landmarks is None:
+        return face.eyes
+    from . import landmarks
+
+    return landmarks.glasses_anchor(face.landmarks)
 
 
 def canonical_eyes(size) -> np.ndarray:

@@ -122,7 +122,7 @@ def face_slots(bg_path: Path, bg: imageio.Picture, cutout: compositing.Cutout, f
     frame_from_fg = faces.similarity(lenses + cutout.crop_origin, eyes)
     slots = []
     for face in found:
-        frame_from_image = faces.similarity(face.eyes, eyes)
+        frame_from_image = faces.similarity(faces.glasses_anchor(face), eyes)
         slot = Slot(frame_from_image, frame_size, frame_from_fg,
                     face=face.summary())
         if lowres:

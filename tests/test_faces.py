@@ -134,9 +134,12 @@ def test_real_photos_one_pair_per_face_between_the_eyes(tmp_path):
     assert len(side["faces"]) == 2
     lenses = faces.lens_centres(imageio.to_unit_float(imageio.read_image(GLASSES / "glasses_00.png").pixels)[..., 3])
     for face in side["faces"]:
-        eyes = np.array(face["eyes"])
+        eyes, anchor = np.array(face["eyes"]), np.array(face["lenses_at"])
         placed = frames.apply_homography(np.array(face["homography"]), lenses)
-        np.testing.assert_allclose(placed, eyes, atol=1.5)  # between the eyes, scaled to their distance
+        np.testing.assert_allclose(placed, anchor, atol=1.5)  # where the landmarks say the lenses go
+        # which is on the eyes to within the nose bridge's shift and the face's breadth
+        iod = np.linalg.norm(eyes[1] - eyes[0])
+        assert np.abs(anchor - eyes).max() < 0.25 * iod
     r = CliRunner().invoke(app, ["composite", str(GLASSES / "glasses_00.png"), str(FACES / "couple.jpg"), "--out",
                                  str(tmp_path / "one.jpg"), "--faces", "largest", "--place", "face", "--save-warp",
                                  "--iterations", "0"])
@@ -187,11 +190,17 @@ def test_data_glasses_on_real_faces_aligns_the_eyes(tmp_path):
     assert r.exit_code == 0, r.stderr
     crops = sorted((tmp_path / "ds" / "backgrounds").iterdir())
     assert len(crops) == 3  # one face in img1, two in the couple
+    from stgan_cli.data.glasses import read_meta
+
+    meta = read_meta(tmp_path / "ds")
     checked = 0
-    for crop in crops:  # detecting again in the crop finds the eyes where they were put
+    for crop in crops:  # detecting again in the crop finds the eyes where meta.jsonl says they were put
         found = faces.detect_faces(imageio.read_image(crop).pixels)
+        put = np.array(meta[crop.name]["eyes_in_crop"])
+        # the crop is aligned on where the glasses go, which is near the eyes but not on them
+        assert np.abs(put - faces.canonical_eyes((144, 144))).max() < 0.25 * np.linalg.norm(put[1] - put[0])
         if found and found[0].eyes_found:
-            np.testing.assert_allclose(found[0].eyes, faces.canonical_eyes((144, 144)), atol=6)
+            np.testing.assert_allclose(found[0].eyes, put, atol=6)
             checked += 1
     assert checked >= 2, f"the eyes were found again in only {checked} of {len(crops)} crops"
 

@@ -102,13 +102,14 @@ def evaluate(
         p0 = torch.zeros_like(p0)
     elif protocol == "detector":
         idx, p0 = _detector_starts(ds, data, cfg.image_size, n)
+    iod = _eye_distances(ds, idx) if glasses else None
     labels = eval_report.labels([m.ref for m in opened])
     diagonal = float(np.hypot(*cfg.image_size))
     summaries = []
     for label, loaded in zip(labels, opened):
         k = iterations if iterations is not None else loaded.config.iterations
         result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
-                                  keep_images=report is not None, eyes=eyes,
+                                  keep_images=report is not None, eyes=eyes, eye_distance=iod,
                                   limits=parse_trust(trust, loaded.trust_limits()), iterations=k)
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
@@ -205,6 +206,23 @@ def _detector_starts(ds, data: Path, size, n: int):
         shown = similarity(eyes, np.array(meta[ds.data.bg_names[i]]["haar_eyes"]))
         p.append(frames.params_showing_similarity(to_canon @ shown @ np.linalg.inv(to_canon)))
     return idx, torch.from_numpy(np.array(p)).float()
+
+
+def _eye_distances(ds, idx):
+    """Per index, the face's eye distance in the frame (``eyes_in_crop`` of ``meta.jsonl``), or None
+    where a folder predates it or a face lacks it: the crops are aligned on where the glasses
+    belong, so the eyes are not always the canonical ones."""
+    import numpy as np
+    import torch
+
+    from ..data.glasses import read_meta
+
+    meta = read_meta(ds.data.root)
+    names = ds.data.bg_names or []
+    rows = [meta.get(names[i], {}).get("eyes_in_crop") if i < len(names) else None for i in idx]
+    if not rows or any(r is None for r in rows):
+        return None
+    return torch.from_numpy(np.array([np.linalg.norm(np.subtract(*r)) for r in rows])).float()
 
 
 def _check_iterations(opened, iterations: Optional[int]) -> None:

@@ -10,8 +10,10 @@ Writes the unpaired layout that ``configs/glasses.yaml`` reads::
                    the landmarks, and where OpenCV's Haar detector puts the eyes in the crop (the
                    ``detector`` protocol of ``stgan eval``)
 
-With the ``landmarks`` extra the crops are aligned on the landmarks' eye centres, which is the truth
-a model learns and is measured against; faces that already wear glasses are left out of the faces.
+With the ``landmarks`` extra the crops are aligned on where the landmarks say the glasses belong
+(:func:`stgan_cli.faces.glasses_anchor`: on the eye line, centred on the nose bridge, as wide as the
+face's breadth asks), which is the truth a model learns and is measured against; faces that already
+wear glasses are left out of the faces.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from ..errors import StganError
 
 def _aligned(rgb: np.ndarray, face: faces.Face, size, rng, augment: bool) -> np.ndarray:
     """The face's crop in the model frame; with ``augment``, a small random pose, a flip and colour."""
-    m = faces.similarity(face.eyes, faces.canonical_eyes(size))
+    m = faces.similarity(faces.glasses_anchor(face), faces.canonical_eyes(size))
     if augment:  # a slightly different crop: rotation +-5 deg, scale +-5 %, shift +-2 % of the frame
         angle, scale = math.radians(rng.uniform(-5, 5)), rng.uniform(0.95, 1.05)
         c = np.array([(size[1] - 1) / 2, (size[0] - 1) / 2])
@@ -48,14 +50,17 @@ def _aligned(rgb: np.ndarray, face: faces.Face, size, rng, augment: bool) -> np.
 
 
 def face_meta(face: faces.Face, haar: list[faces.Face], size) -> dict:
-    """What ``meta.jsonl`` says of a face's plain crop: the detector, the head's pose, and the Haar
+    """What ``meta.jsonl`` says of a face's plain crop: the detector, the head's pose, its eye centres
+    in the crop's pixels (the crop is aligned on :func:`~stgan_cli.faces.glasses_anchor`, which puts
+    the eyes on the canonical ones only for an average face looking ahead), and the Haar
     detector's eyes for the same face (the one whose eyes are nearest, within half an eye distance)
     in the crop's pixels, or None where Haar misses it."""
     from .. import frames, landmarks
 
-    frame_from_image = faces.similarity(face.eyes, faces.canonical_eyes(size))
+    frame_from_image = faces.similarity(faces.glasses_anchor(face), faces.canonical_eyes(size))
     iod = float(np.linalg.norm(face.eyes[1] - face.eyes[0]))
-    row = {"detector": face.detector, "eyes": face.eyes.round(2).tolist(), "haar_eyes": None}
+    row = {"detector": face.detector, "eyes": face.eyes.round(2).tolist(), "haar_eyes": None,
+           "eyes_in_crop": frames.apply_homography(frame_from_image, face.eyes).round(3).tolist()}
     near = [(float(np.linalg.norm(h.eyes - face.eyes, axis=1).mean()), h) for h in haar if h.eyes_found]
     if near:
         dist, h = min(near, key=lambda x: x[0])
