@@ -179,3 +179,46 @@ def images(result: dict, folder: Path) -> None:
         cv2.putText(img, f"{frac * top:.1f}", (int(left + frac * (w - left - 30)), h - 10), cv2.FONT_HERSHEY_SIMPLEX,
                     0.38, (60, 60, 60), 1, cv2.LINE_AA)
     imageio.write_image(folder / "histogram.png", img)
+
+
+# The 68-point face as lines (iBUG 300-W): jaw, brows, nose bridge, nostrils, eyes, lips (closed or not).
+_FACE_LINES = ((0, 17, False), (17, 22, False), (22, 27, False), (27, 31, False), (31, 36, False),
+               (36, 42, True), (42, 48, True), (48, 60, True), (60, 68, True))
+_START, _MODEL, _TRUTH = (230, 120, 20), (30, 160, 60), (40, 90, 220)  # RGB
+
+
+def sketches(result: dict, landmarks: dict, folder: Path, scale: int = 3) -> bool:
+    """``sketch.png``: the best, median and worst glasses cases drawn without the faces' pixels: each
+    face's landmark lines (``landmarks``: pick name -> (68, 2) frame pixels), and the outline of the
+    glasses where they started (orange), where the model left them (green) and where the truth has
+    them (blue), with the lens errors.  False (nothing written) where a pick has no landmarks."""
+    if any(landmarks.get(name) is None for name in ("best", "median", "worst")):
+        return False
+    lens = result["per_sample"]["lens_error"]
+    panels = []
+    for name in ("best", "median", "worst"):
+        alphas = result["alphas"][name]
+        h, w = alphas.shape[1:]
+        img = np.full((h * scale, w * scale, 3), 255, np.uint8)
+        pts = (np.asarray(landmarks[name], float) + 0.5) * scale - 0.5
+        for a, b, closed in _FACE_LINES:
+            cv2.polylines(img, [np.round(pts[a:b] * 4).astype(np.int32)], closed, (150, 150, 150), 1, cv2.LINE_AA,
+                          shift=2)
+        for alpha, colour, width in ((alphas[-1], _TRUTH, 3), (alphas[0], _START, 1), (alphas[-2], _MODEL, 1)):
+            big = cv2.resize(alpha, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
+            contours, _ = cv2.findContours((big > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(img, contours, -1, colour, width, cv2.LINE_AA)
+        row = result["pick_rows"][name]
+        cv2.putText(img, f"{name}: lens error {lens[0][row]:.3f} -> {lens[-1][row]:.3f}", (6, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        panels.append(img)
+    strip = np.full((22, sum(p.shape[1] for p in panels) + 2 * (len(panels) - 1), 3), 255, np.uint8)
+    x = 6
+    for text, colour in (("start", _START), ("model", _MODEL), ("truth (landmarks)", _TRUTH),
+                         ("lens error in eye distances; faces drawn from their landmarks", (90, 90, 90))):
+        cv2.putText(strip, text, (x, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, colour, 1, cv2.LINE_AA)
+        x += 12 + cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1)[0][0]
+    gap = np.full((panels[0].shape[0], 2, 3), 200, np.uint8)
+    body = np.concatenate([x for p in panels for x in (p, gap)][:-1], axis=1)
+    imageio.write_image(Path(folder) / "sketch.png", np.concatenate([strip, body]))
+    return True

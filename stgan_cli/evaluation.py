@@ -136,15 +136,19 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
               "medians": {k: [round(float(x), 4) for x in np.median(v, 1)] for k, v in per_sample.items()
                           if k != "truth_preferred"}}
     if keep_images:
-        final = per_sample["corner_error"][-1]
+        # glasses are judged by where the lenses land; other objects by their corners
+        final = per_sample["lens_error" if "lens_error" in per_sample else "corner_error"][-1]
         order = np.argsort(final)
         picks = {"best": order[0], "median": order[len(order) // 2], "worst": order[-1]}
-        rows = {}
+        rows, alphas = {}, {}
         with torch.no_grad():
             for name, i in picks.items():
                 bg, fg = (torch.from_numpy(a).to(device) for a in dataset.batch([indices[i]]))
                 pred = net(bg, fg, p0[i:i + 1].to(device), iterations=iterations, limit=limit())
                 frames = [geometry.composite(bg, w) for w in pred.warped] + [geometry.composite(bg, fg)]
                 rows[name] = (torch.cat(frames).cpu(), float(final[i]))
-        result["images"] = rows
+                alphas[name] = torch.cat([w[:, 3] for w in pred.warped] + [fg[:, 3]]).cpu().numpy()
+        result["images"], result["alphas"] = rows, alphas
+        result["picks"] = {name: int(indices[i]) for name, i in picks.items()}
+        result["pick_rows"] = {name: int(i) for name, i in picks.items()}
     return result

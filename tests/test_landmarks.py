@@ -183,3 +183,12 @@ def test_detector_protocol_starts_where_haar_puts_the_eyes(tmp_path):
     out = json.loads(r.stdout)
     assert out["protocol"] == "detector" and out["n"] == len(haar)
     assert out["lens_error"][0] == pytest.approx(np.mean(haar), abs=2e-3)
+    # the report's sketch shows the cases from the landmarks: lines on white, none of the faces' pixels
+    r = runner.invoke(app, ["eval", str(glasses_model(tmp_path / "m")), "--data", str(tmp_path / "ds"),
+                            "--protocol", "detector", "--n", str(len(haar)), "--report", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.stderr
+    sketch = imageio.read_image(tmp_path / "rep" / "sketch.png").pixels
+    assert sketch.shape[0] == 22 + 3 * 144 and sketch.shape[1] == 3 * 3 * 144 + 4
+    assert (sketch == 255).all(-1).mean() > 0.85
+    green = (sketch[..., 1] > 140) & (sketch[..., 0] < 80) & (sketch[..., 2] < 100)
+    assert green[22:].any()  # the model's glasses

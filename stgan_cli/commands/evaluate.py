@@ -120,6 +120,8 @@ def evaluate(
         if report is not None:
             folder = report if len(opened) == 1 else report / label.replace("/", "-")
             eval_report.images(result, folder)
+            if glasses and eval_report.sketches(result, _pick_landmarks(ds, result["picks"]), folder):
+                log(f"{folder}/sketch.png: the same cases drawn from the faces' landmarks, without their pixels")
             log(f"report written to {folder}")
     common = {"data": str(data), "n": len(idx), "seed": seed, "protocol": protocol,
               "perturbation": {"homography": std_h, "translation": std_t} if protocol == "sl3" else None}
@@ -223,6 +225,15 @@ def _eye_distances(ds, idx):
     if not rows or any(r is None for r in rows):
         return None
     return torch.from_numpy(np.array([np.linalg.norm(np.subtract(*r)) for r in rows])).float()
+
+
+def _pick_landmarks(ds, picks: dict) -> dict:
+    """Per pick of a glasses report, the face's landmarks in the frame (``meta.jsonl``), or None."""
+    from ..data.glasses import read_meta
+
+    meta = read_meta(ds.data.root)
+    names = ds.data.bg_names or []
+    return {k: meta.get(names[i], {}).get("landmarks_in_crop") if i < len(names) else None for k, i in picks.items()}
 
 
 def _check_iterations(opened, iterations: Optional[int]) -> None:

@@ -68,7 +68,10 @@ def face_meta(face: faces.Face, haar: list[faces.Face], size) -> dict:
             row["haar_eyes"] = frames.apply_homography(frame_from_image, h.eyes).round(3).tolist()
     if face.landmarks is not None:
         row.update(roll=round(landmarks.roll_degrees(face.landmarks), 2), yaw=round(landmarks.yaw(face.landmarks), 3),
-                   width_over_eyes=round(landmarks.face_width(face.landmarks) / iod, 3))
+                   width_over_eyes=round(landmarks.face_width(face.landmarks) / iod, 3),
+                   # the face's lines without its pixels: what `stgan eval --report` draws, to show cases
+                   # of faces that are not ours to publish
+                   landmarks_in_crop=frames.apply_homography(frame_from_image, face.landmarks).round(1).tolist())
     return row
 
 
