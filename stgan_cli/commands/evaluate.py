@@ -210,30 +210,31 @@ def _detector_starts(ds, data: Path, size, n: int):
     return idx, torch.from_numpy(np.array(p)).float()
 
 
-def _eye_distances(ds, idx):
-    """Per index, the face's eye distance in the frame (``eyes_in_crop`` of ``meta.jsonl``), or None
-    where a folder predates it or a face lacks it: the crops are aligned on where the glasses
-    belong, so the eyes are not always the canonical ones."""
-    import numpy as np
-    import torch
-
+def _meta_of(ds, indices, key: str) -> list:
+    """Per index of a glasses folder, ``key`` of its face's ``meta.jsonl`` row, or None."""
     from ..data.glasses import read_meta
 
     meta = read_meta(ds.data.root)
     names = ds.data.bg_names or []
-    rows = [meta.get(names[i], {}).get("eyes_in_crop") if i < len(names) else None for i in idx]
+    return [meta.get(names[i], {}).get(key) if i < len(names) else None for i in indices]
+
+
+def _eye_distances(ds, idx):
+    """Per index, the face's eye distance in the frame (``eyes_in_crop``), or None where a folder
+    predates it or a face lacks it: the crops are aligned on where the glasses belong, so the eyes
+    are not always the canonical ones."""
+    import numpy as np
+    import torch
+
+    rows = _meta_of(ds, idx, "eyes_in_crop")
     if not rows or any(r is None for r in rows):
         return None
     return torch.from_numpy(np.array([np.linalg.norm(np.subtract(*r)) for r in rows])).float()
 
 
 def _pick_landmarks(ds, picks: dict) -> dict:
-    """Per pick of a glasses report, the face's landmarks in the frame (``meta.jsonl``), or None."""
-    from ..data.glasses import read_meta
-
-    meta = read_meta(ds.data.root)
-    names = ds.data.bg_names or []
-    return {k: meta.get(names[i], {}).get("landmarks_in_crop") if i < len(names) else None for k, i in picks.items()}
+    """Per pick of a glasses report, the face's landmarks in the frame, or None."""
+    return dict(zip(picks, _meta_of(ds, picks.values(), "landmarks_in_crop")))
 
 
 def _check_iterations(opened, iterations: Optional[int]) -> None:
