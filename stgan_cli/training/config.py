@@ -97,6 +97,9 @@ class OptimSection:
     # loss alone is indifferent to whether a case ends better or worse than it began; this makes a
     # correction that leaves a case worse cost more than one that falls short.
     harm_weight: float = 0.0
+    # The hinge's weight rises linearly from 0 over this fraction of pre-training: a model held to
+    # "never worse" from its first step settles on correcting nothing, and learns to correct slowly.
+    harm_warmup: float = 0.0
     lr_g: float = 1e-6
     lr_d: float = 1e-4
     lr_end_to_end: float | None = None  # None: lr_g
@@ -236,6 +239,7 @@ def _check(cfg: TrainConfig) -> None:
     need(0 <= cfg.perturb.flip <= 1, "perturb.flip is a share, in [0, 1]")
     need(cfg.data.kind == "paired" or cfg.perturb.flip == 0, "perturb.flip needs paired data")
     need(cfg.optim.harm_weight >= 0, "optim.harm_weight must be >= 0")
+    need(0 <= cfg.optim.harm_warmup <= 1, "optim.harm_warmup must be in [0, 1]")
     need(cfg.data.kind in ("paired", "glasses") or cfg.perturb.truth_share + cfg.perturb.box_share == 0,
          "perturb.truth_share and box_share need paired or glasses data (the true placement)")
     need(cfg.optim.supervised_weight == 0 or cfg.data.kind != "unpaired",

@@ -81,3 +81,12 @@ def learning_rates(stage: Stage, step: int, o) -> tuple[float, float]:
     if o.lr_decay_every > 0:
         decay = max(o.lr_decay_factor ** (k // o.lr_decay_every), o.lr_decay_floor)
     return base_lr(stage, o) * decay, o.lr_d * decay
+
+
+def harm_weight(stage: Stage, step: int, o) -> float:
+    """The hinge's weight at global ``step`` of pre-training: ``o.harm_weight``, reached linearly over
+    the first ``o.harm_warmup`` of the stage."""
+    warm = o.harm_warmup * stage.steps
+    if warm <= 0:
+        return o.harm_weight
+    return o.harm_weight * min(1.0, (step - stage.start + 1) / warm)

@@ -64,9 +64,11 @@ class FakeHistory:
         return out
 
 
-def supervised(net, opt, batch, o, size, dist, autocast) -> dict:
+def supervised(net, opt, batch, o, size, dist, autocast, harm_weight: float | None = None) -> dict:
     """The first update applied ``o.pretrain_rounds`` times, each to its own detached result, with
-    the corner loss after every application (for the refiner: its unrolled loop)."""
+    the corner loss after every application (for the refiner: its unrolled loop), plus the hinge on
+    cases made worse at ``harm_weight`` (default ``o.harm_weight``)."""
+    harm_weight = o.harm_weight if harm_weight is None else harm_weight
     trained = net.generators.trained_by(1)
     opt.zero_grad(set_to_none=True)
     total, per_round = 0.0, [0.0] * o.pretrain_rounds
@@ -80,8 +82,8 @@ def supervised(net, opt, batch, o, size, dist, autocast) -> dict:
             p = p + dp.float()
             term = corner_loss(o.corner_loss, p, boxes, size)
             per_round[r] += term.item() / o.grad_accum
-            if o.harm_weight > 0:
-                term = term + o.harm_weight * losses.harm(p, start, boxes, size)
+            if harm_weight > 0:
+                term = term + harm_weight * losses.harm(p, start, boxes, size)
             loss = loss + term / o.pretrain_rounds
             p = p.detach()
         (loss / o.grad_accum).backward()

@@ -114,9 +114,11 @@ class Trainer:
         return steps.adversarial(self.net, self.opt_g, batch, self.cfg.optim, upto, train_from, trained,
                                  self.size, self.dist)
 
-    def _pretrain_update(self) -> dict:
+    def _pretrain_update(self, stage: Stage) -> dict:
         batch = self.batches.train(self.cfg.optim.batch_size)
-        return steps.supervised(self.net, self.opt_g, batch, self.cfg.optim, self.size, self.dist, self._autocast)
+        harm = stages.harm_weight(stage, self.step, self.cfg.optim)
+        return steps.supervised(self.net, self.opt_g, batch, self.cfg.optim, self.size, self.dist, self._autocast,
+                                harm_weight=harm)
 
     def train_step(self) -> dict:
         stage = stages.stage_at(self.stages, self.step)
@@ -129,7 +131,7 @@ class Trainer:
         self.net.train()
         t0 = time.perf_counter()
         if stage.name == "pretrain":
-            stats = self._pretrain_update()
+            stats = self._pretrain_update(stage)
         else:
             upto = 0 if stage.name == "d_pretrain" else self._iterations(stage)[0]
             for _ in range(self.cfg.optim.d_steps):

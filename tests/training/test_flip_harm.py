@@ -54,6 +54,7 @@ def test_flip_off_draws_what_it_drew_before(rooms):
 @pytest.mark.parametrize("sets,message", [
     (["perturb.flip=1.5"], "perturb.flip is a share"),
     (["optim.harm_weight=-1"], "harm_weight must be >= 0"),
+    (["optim.harm_warmup=1.5"], "harm_warmup must be in"),
 ])
 def test_flip_and_harm_are_checked(sets, message):
     with pytest.raises(StganError, match=message):
@@ -79,6 +80,18 @@ def test_harm_counts_only_cases_left_worse_than_their_start():
     losses.harm(p, s, boxes, size).backward()
     assert p.grad.abs().sum() > 0 and s.grad is None
     assert torch.isclose(losses.corner_l1(worse, boxes, size), losses.corner_l1_each(worse, boxes, size).mean())
+
+
+def test_the_hinge_weight_ramps_up_over_its_warmup_then_holds():
+    from stgan_cli.training import stages
+
+    o = C.load(SMOKE, ["optim.harm_weight=0.5", "optim.harm_warmup=0.25"]).optim
+    stage = stages.Stage("pretrain", 400, start=200)
+    w = [stages.harm_weight(stage, 200 + k, o) for k in range(400)]
+    assert w[0] == pytest.approx(0.5 / 100) and w[49] == pytest.approx(0.25) and w[99] == 0.5
+    assert all(a < b for a, b in zip(w[:100], w[1:100])) and set(w[99:]) == {0.5}
+    o.harm_warmup = 0.0
+    assert stages.harm_weight(stage, 200, o) == 0.5
 
 
 def test_a_refiner_run_with_flips_and_the_hinge_trains(rooms, tmp_path):
