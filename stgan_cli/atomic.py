@@ -131,6 +131,75 @@ def replacing(path: str | os.PathLike, keep_suffix: bool = False, exclusive: boo
             os.unlink(tmp)
 
 
+class Together:
+    """Files that land together or not at all: a composite with its mask, sidecar and steps.
+
+    Each :meth:`write_bytes` goes to a temporary name beside its target; when the ``with`` block ends
+    without an exception every file is renamed into place, in the order written, after a check that
+    no target has become a folder or special file (which would stop the renames half way).  A failure
+    anywhere before that leaves every previous file as it was and no temporary file behind."""
+
+    def __init__(self):
+        self._staged: list[tuple[str, Path, bool]] = []
+
+    def write_bytes(self, path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
+        path = Path(path)
+        folder = path.parent if str(path.parent) else Path(".")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(path), suffix=PART)
+        except FileNotFoundError:
+            raise StganError(f"{folder}: the output folder does not exist") from None
+        except OSError as exc:
+            raise StganError(f"{folder}: cannot write there ({describe(exc)})") from None
+        self._staged.append((tmp, path, exclusive))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise StganError(f"{path}: cannot write ({describe(exc)})") from None
+
+    def __enter__(self) -> "Together":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        try:
+            if kind is None:
+                for _, path, _ in self._staged:
+                    check_target(path)
+                landed: list[Path] = []
+                for tmp, path, exclusive in self._staged:
+                    try:
+                        _commit(tmp, path, exclusive)
+                    except BaseException as err:
+                        for new in landed:  # files that did not exist before this group: take them back
+                            with contextlib.suppress(OSError):
+                                new.unlink()
+                        if isinstance(err, OSError):
+                            raise StganError(f"{path}: cannot write ({describe(err)})") from None
+                        raise
+                    if exclusive:
+                        landed.append(path)
+        finally:
+            for tmp, _, _ in self._staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def check_target(path: str | os.PathLike) -> None:
+    """Refuse an output path that names a folder, a pipe or a device: renaming onto it would fail
+    after the other outputs had landed, and writing to it would hang or go nowhere."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise StganError(f"{path}: is a folder; an output file cannot replace it")
+    if not stat.S_ISREG(st.st_mode):
+        raise StganError(f"{path}: is a pipe, device or socket; an output must be a plain file")
+
+
 def write_bytes(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
     """Write ``data`` to ``path`` whole or not at all (see :func:`replacing`)."""
     with replacing(path, exclusive=exclusive) as tmp:

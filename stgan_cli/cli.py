@@ -47,6 +47,44 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 
 
+class _ReaderAwareStdout:
+    """``sys.stdout`` that survives its reader leaving (``stgan ... --json | head -1``): the command
+    goes on and ends with its own exit code (a batch still writes every image), and what it would
+    have printed goes nowhere.  ``reader_gone`` tells a command that wants to say so."""
+
+    def __init__(self, stream):
+        self._stream, self.reader_gone = stream, False
+
+    def write(self, text):
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self):
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self):
+        import os
+
+        self.reader_gone = True
+        try:  # later flushes of what is still buffered go to /dev/null instead of failing again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """Console entry point.
 
@@ -57,6 +95,7 @@ def main() -> None:
     import os
     import sys
 
+    sys.stdout = _ReaderAwareStdout(sys.stdout)
     try:
         app()
         code = 0
@@ -64,8 +103,8 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if not isinstance(exc.code, (int, type(None))):
             print(exc.code, file=sys.stderr)
-    except BrokenPipeError:  # `stgan ... | head`: the reader has what it wanted; end quietly, as Unix tools do
-        code = 141
+    except BrokenPipeError:  # a closed stdout that got past the wrapper (a library writing to the fd itself)
+        code = 0
     except KeyboardInterrupt:
         print("stgan: error: interrupted", file=sys.stderr)
         code = 130
@@ -80,5 +119,5 @@ def main() -> None:
         try:
             stream.flush()
         except (BrokenPipeError, ValueError):
-            code = code or 141
+            pass
     os._exit(code)

@@ -151,17 +151,18 @@ def check_visible(cutout: Cutout, bg_from_fg: np.ndarray, bg_size: Size, what: s
     """Refuse a placement that leaves nothing of the object to see: outside the frame, or shrunk
     below a couple of pixels.  ``what`` says which placement (the initial one, the model's)."""
     bg_from_crop = bg_from_fg @ cutout.fg_from_crop
-    area = visible_area(bg_from_crop, cutout.rgba.shape[:2], bg_size)
-    if area >= MIN_VISIBLE_PIXELS:
-        return
+    with np.errstate(all="ignore"):  # a placement far outside overflows float32: it is refused below, not warned about
+        area = visible_area(bg_from_crop, cutout.rgba.shape[:2], bg_size)
+        if np.isfinite(area) and area >= MIN_VISIBLE_PIXELS:
+            return
+        quad = projected_corners(bg_from_crop, cutout.rgba.shape[:2])
     h, w = bg_size
-    quad = projected_corners(bg_from_crop, cutout.rgba.shape[:2])
     size = quad.max(0) - quad.min(0)
-    if quad_area(quad) < MIN_VISIBLE_PIXELS:
+    if np.all(np.isfinite(quad)) and quad_area(quad) < MIN_VISIBLE_PIXELS:
         raise StganError(f"{what} makes the object {size[0]:.2g}x{size[1]:.2g} px: too small to see "
                          f"in the {w}x{h} background")
     raise StganError(f"{what} puts the object outside the {w}x{h} background (centre at "
-                     f"{quad.mean(0)[0]:.0f},{quad.mean(0)[1]:.0f}): nothing of it would be visible")
+                     f"{quad.mean(0)[0]:.6g},{quad.mean(0)[1]:.6g}): nothing of it would be visible")
 
 
 def warp_premultiplied(rgba: np.ndarray, dst_from_src: np.ndarray, out_size: Size, replicate: bool = False) -> np.ndarray:
@@ -243,13 +244,31 @@ def lowres_inputs(bg_rgb: np.ndarray, cutout: Cutout, bg_from_fg: np.ndarray, si
     return bg_low, fg_low
 
 
-def strip(images: list[np.ndarray], height: int = 360, gap: int = 4) -> np.ndarray:
-    """Side-by-side strip of same-size images, scaled to ``height`` pixels."""
+def strip(images: list[np.ndarray], labels: list[str] | None = None, height: int = 360, gap: int = 4) -> np.ndarray:
+    """Side-by-side strip of same-size images, scaled to ``height`` pixels, each with its label
+    (if given) written in its top-left corner."""
     h, w = images[0].shape[:2]
     sw = max(1, round(w * height / h))
     tiles = [cv2.resize(im, (sw, height), interpolation=cv2.INTER_AREA) for im in images]
+    if labels:
+        tiles = [_label(t, text) for t, text in zip(tiles, labels)]
     pad = np.zeros((height, gap) + tiles[0].shape[2:], tiles[0].dtype)
     row = []
     for i, t in enumerate(tiles):
         row += [pad, t] if i else [t]
     return np.concatenate(row, 1)
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    """``text`` in white on a dark band, sized to the tile; opaque where the tile has alpha."""
+    tile = tile.copy()
+    top = 65535 if tile.dtype == np.uint16 else 255
+    scale = max(0.4, min(tile.shape[0], tile.shape[1]) / 600)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x2, y2 = min(tile.shape[1], tw + 12), min(tile.shape[0], th + base + 10)
+    tile[:y2, :x2] = (tile[:y2, :x2] // 3).astype(tile.dtype)
+    if tile.ndim == 3 and tile.shape[2] == 4:
+        tile[:y2, :x2, 3] = top
+    colour = (top,) * (tile.shape[2] if tile.ndim == 3 else 1)
+    cv2.putText(tile, text, (6, th + 5), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+    return tile

@@ -35,10 +35,21 @@ _MAGIC = [
 ]
 
 
-def list_images(folder: Path) -> list[Path]:
-    """The image files of ``folder`` by suffix, sorted; hidden files (a write in progress) left out."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+def list_images(folder: Path, passed_over: list[str] | None = None) -> list[Path]:
+    """The image files of ``folder`` by suffix, sorted; hidden files (a write in progress) left out.
+    Entries with an image's name that are no file (a named pipe, a device, a link to nothing) are
+    left out too, each said in ``passed_over`` when given."""
+    files = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
+            continue
+        if p.is_file():
+            files.append(p)
+        elif passed_over is not None and not p.is_dir():
+            what = "a link to nothing" if p.is_symlink() and not p.exists() else \
+                "a named pipe" if p.is_fifo() else "not a regular file"
+            passed_over.append(f"{p}: {what}; skipped")
+    return files
 
 
 @dataclass
@@ -47,6 +58,7 @@ class Picture:
     icc: bytes | None
     format: str
     path: str
+    damage: str | None = None  # what the decoder reported when it recovered from damaged data
 
     @property
     def size(self) -> tuple[int, int]:
@@ -162,9 +174,13 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         except OSError as exc:
             raise StganError(f"{name}: cannot read ({exc.strerror or type(exc).__name__})") from None
     _check_complete(data, fmt, name)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    from .files import quiet
+
+    with quiet.captured() as said:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    complaint = _first_line(said.text)
     if pixels is None:
-        raise StganError(f"{name}: corrupt {fmt} data (the decoder gave up)")
+        raise StganError(f"{name}: corrupt {fmt} data (the decoder gave up{': ' + complaint if complaint else ''})")
     if pixels.dtype not in (np.uint8, np.uint16):
         scale = 65535.0 if pixels.dtype.kind == "f" else 1.0
         pixels = np.clip(pixels.astype(np.float64) * scale, 0, 65535).astype(np.uint16)
@@ -178,7 +194,20 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     if min(pixels.shape[:2]) < MIN_SIDE:
         raise StganError(f"{name}: image is {pixels.shape[1]}x{pixels.shape[0]}, too small "
                          f"(at least {MIN_SIDE}x{MIN_SIDE} pixels)")
-    return Picture(pixels, icc, fmt, name)
+    pic = Picture(pixels, icc, fmt, name)
+    if complaint:
+        pic.damage = f"warning: {name}: damaged {fmt} data, decoded what could be read ({complaint})"
+    return pic
+
+
+def _first_line(text: str) -> str:
+    """A decoder's complaint as one short line, without OpenCV's "[ERROR:0@0.2] global file.cpp:116"
+    prefix."""
+    import re
+
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = re.sub(r"^\[\s*\w+:\d+@[\d.]+\]\s*global\s+\S+\s*", "", line)
+    return line[:160]
 
 
 def to_unit_float(pixels: np.ndarray) -> np.ndarray:

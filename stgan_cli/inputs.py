@@ -25,16 +25,21 @@ def is_glob(arg: str) -> bool:
     return any(c in arg for c in "*?[")
 
 
-def expand(arg: str, role: str) -> tuple[list[Path], bool]:
-    """Files named by ``arg`` (sorted) and whether it named many (a folder or a glob)."""
+def expand(arg: str, role: str, warnings: list[str] | None = None) -> tuple[list[Path], bool]:
+    """Files named by ``arg`` (sorted) and whether it named many (a folder or a glob); entries passed
+    over (pipes, links to nothing) are said in ``warnings``."""
     if is_glob(arg) and not Path(arg).exists():
-        files = sorted(Path(p) for p in glob.glob(arg) if Path(p).is_file())
+        matches = sorted(Path(p) for p in glob.glob(arg))
+        files = [p for p in matches if p.is_file()]
+        if warnings is not None:
+            warnings += [f"{p}: not a regular file (a named pipe, device or link to nothing); skipped"
+                         for p in matches if not p.is_file() and not p.is_dir()]
         if not files:
             raise StganError(f"{arg}: the pattern matches no {role} files")
         return files, True
     path = Path(arg)
     if path.is_dir():
-        files = list_images(path)
+        files = list_images(path, warnings)
         if not files:
             raise StganError(f"{arg}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files, True
@@ -57,13 +62,13 @@ def plan(fg_arg: str, bg_arg: str, out: str, mask_arg: str | None = None, cross:
     One foreground with a folder of backgrounds (or the reverse) names outputs after the folder's
     files; two folders pair files by stem, or with ``cross`` make every combination.
     """
-    fgs, fg_many = expand(fg_arg, "foreground")
-    bgs, bg_many = expand(bg_arg, "background")
-    masks, mask_many = expand(mask_arg, "mask") if mask_arg else ([], False)
+    warnings: list[str] = []
+    fgs, fg_many = expand(fg_arg, "foreground", warnings)
+    bgs, bg_many = expand(bg_arg, "background", warnings)
+    masks, mask_many = expand(mask_arg, "mask", warnings) if mask_arg else ([], False)
     if mask_many and not fg_many:
         raise UsageError("--mask is a folder but the foreground is a single file")
     batch = fg_many or bg_many
-    warnings: list[str] = []
     if not batch:
         items = [Item(fgs[0], bgs[0], Path(out), masks[0] if masks else None)]
         check_outputs(items)
@@ -101,29 +106,68 @@ def plan(fg_arg: str, bg_arg: str, out: str, mask_arg: str | None = None, cross:
     return items, True, warnings
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _inode(path: Path):
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        st = os.stat(path)
     except OSError:
-        return False
+        return None
+    return st.st_dev, st.st_ino
 
 
-def check_outputs(items: list[Item]) -> None:
-    """Refuse, before any work, a plan that would lose a file: two inputs that map to one output
-    name (``room.png`` and ``room.jpg`` both to ``room.png``), or an output that is one of the inputs."""
-    seen: dict[Path, Item] = {}
+_FLAGS = {"the mask": "--save-mask", "the warp file": "--save-warp", "a step picture": "--steps"}
+
+
+def check_outputs(items: list[Item], written=None, init: Path | None = None) -> None:
+    """Refuse, before any work, a plan that would lose a file.
+
+    ``written(item)`` lists every file an item writes as ``(what, path)`` pairs, the image first
+    (default: the image alone; :func:`stgan_cli.outputs.written`): no two of them, across
+    all items, may be one file (``room.png`` and ``room.jpg`` both to ``room.png``; ``x.png``'s mask and
+    ``x_mask.png``'s composite), none may be any item's input (foreground, background, mask, or
+    ``init``), under any name (links included), and none may be a folder, pipe or device."""
+    from . import atomic
+
+    written = written or (lambda it: [("the composite", it.out)])
+    sources: dict[Path, tuple[str, Path]] = {}
+    nodes: dict = {}
+    roles = [("background", lambda it: it.bg), ("foreground", lambda it: it.fg), ("mask", lambda it: it.mask)]
     for it in items:
-        key = Path(os.path.abspath(it.out))
-        if key in seen:
-            first = seen[key]
-            a = first.bg if first.fg == it.fg else first.fg
-            b = it.bg if first.fg == it.fg else it.fg
-            raise UsageError(f"{a} and {b} would both be written to {it.out}: rename one of them")
-        seen[key] = it
-        for role, src in (("background", it.bg), ("foreground", it.fg), ("mask", it.mask)):
-            if src is not None and (Path(os.path.abspath(src)) == key or _same_file(src, it.out)):
-                raise UsageError(f"--out {it.out} is the {role} {src}: the input would be overwritten; "
+        for role, get in roles:
+            src = get(it)
+            if src is not None and Path(os.path.abspath(src)) not in sources:
+                sources[Path(os.path.abspath(src))] = (role, src)
+    if init is not None:
+        sources.setdefault(Path(os.path.abspath(init)), ("--init warp file", init))
+    for key, (role, src) in sources.items():
+        node = _inode(key)
+        if node is not None:
+            nodes.setdefault(node, (role, src))
+    seen: dict[Path, tuple[Item, int, str]] = {}
+    for it in items:
+        for n, (kind, path) in enumerate(written(it)):
+            key = Path(os.path.abspath(path))
+            if key in seen:
+                first, first_n, first_kind = seen[key]
+                if n == first_n == 0:
+                    a = first.bg if first.fg == it.fg else first.fg
+                    b = it.bg if first.fg == it.fg else it.fg
+                    raise UsageError(f"{a} and {b} would both be written to {path}: rename one of them")
+                raise UsageError(f"{path} would be written twice, as {first_kind} of {_name(first)} and as "
+                                 f"{kind} of {_name(it)}: rename one of the inputs or choose another --out")
+            seen[key] = (it, n, kind)
+            hit = sources.get(key) or nodes.get(_inode(key))
+            if hit is not None:
+                what = f"--out {path} is" if n == 0 else f"{_FLAGS.get(kind, kind)} would write {path},"
+                raise UsageError(f"{what} the {hit[0]} {hit[1]}: the input would be overwritten; "
                                  "choose another output")
+            try:
+                atomic.check_target(path)
+            except StganError as exc:
+                raise UsageError(str(exc)) from None
+
+
+def _name(it: Item) -> str:
+    return f"{it.fg} on {it.bg}"
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
@@ -143,10 +187,11 @@ def shard(items: list[Item], k: int, n: int) -> list[Item]:
     return sorted(items, key=lambda it: str(it.out))[k::n]
 
 
-def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, skip_existing: bool):
+def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, skip_existing: bool, written=None):
     """Make ready to write: the output folder (a batch's, created), temporary files a killed run left
     there removed, each output's format known.  Outputs that exist already are replaced for a single
-    composite; in a batch they are an error unless ``overwrite`` or ``skip_existing`` says otherwise.
+    composite; in a batch they are an error unless ``overwrite`` or ``skip_existing`` says otherwise
+    (an item is there already when any file it writes, ``written(item)``, is).
     Returns the items to run and the items skipped."""
     from . import atomic, imageio
 
@@ -161,8 +206,10 @@ def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, ski
         imageio.output_format(item.out)
     if not batch or overwrite:
         return items, []
-    existing = [it for it in items if it.out.exists()]
+    written = written or (lambda it: [("the composite", it.out)])
+    there = {id(it): next((p for _, p in written(it) if p.exists()), None) for it in items}
+    existing = [it for it in items if there[id(it)] is not None]
     if existing and not skip_existing:
-        raise UsageError(f"{existing[0].out} already exists ({len(existing)} outputs do): "
+        raise UsageError(f"{there[id(existing[0])]} already exists ({len(existing)} outputs do): "
                          "use --overwrite or --skip-existing")
-    return [it for it in items if not it.out.exists()], existing
+    return [it for it in items if there[id(it)] is None], existing

@@ -57,17 +57,42 @@ def sidecar(prep, params: np.ndarray, homs: list[list[np.ndarray]], model, trust
     return data
 
 
-def write_steps(folder: Path, prep, homs: list[list[np.ndarray]], final: np.ndarray) -> None:
-    """The composite after each iteration, and a strip of them all, into ``folder``."""
+def steps_paths(folder: Path, out: Path, count: int) -> list[Path]:
+    """What ``--steps`` writes for ``count`` frames (the start and each iteration): one image per
+    frame, then the strip."""
+    stem, ext = out.stem, out.suffix or ".png"
+    return [folder / f"{stem}_step{i}{ext}" for i in range(count)] + [folder / f"{stem}_steps.png"]
+
+
+def written(out: Path, save_mask: bool, save_warp: bool, steps_dir: Path | None,
+            iterations: int) -> list[tuple[str, Path]]:
+    """Every file one composite into ``out`` writes, as ``(what, path)``, the image first."""
+    paths = [("the composite", out)]
+    if save_mask:
+        paths.append(("the mask", mask_path(out)))
+    if save_warp:
+        paths.append(("the warp file", sidecar_path(out)))
+    if steps_dir is not None:
+        paths += [("a step picture", p) for p in steps_paths(steps_dir, out, iterations + 1)]
+    return paths
+
+
+def write_steps(files, folder: Path, prep, homs: list[list[np.ndarray]], final: np.ndarray) -> None:
+    """The composite after each iteration, and a labelled strip of them all, into ``folder``, staged
+    in ``files`` (an :class:`stgan_cli.atomic.Together`)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StganError(f"{folder}: cannot create the steps folder ({exc.strerror})") from None
-    stem, ext = prep.item.out.stem, prep.item.out.suffix or ".png"
-    shots = []
     count = len(homs[0])
+    paths = steps_paths(folder, prep.item.out, count)
+    shots = []
     for i in range(count):
         img = final if i == count - 1 else composite_all(prep.bg.pixels, prep.cutout, [h[i] for h in homs])[0]
-        imageio.write_image(folder / f"{stem}_step{i}{ext}", img, prep.bg.icc)
+        files.write_bytes(paths[i], imageio.encode(img, imageio.output_format(paths[i]), prep.bg.icc))
         shots.append(img)
-    imageio.write_image(folder / f"{stem}_steps.png", compositing.strip(shots), prep.bg.icc)
+    labels = ["start"]
+    for i in range(1, count):
+        still = all(np.allclose(h[i], h[i - 1], atol=1e-9) for h in homs)
+        labels.append(f"after G{i}" + ((" (held by the trust region)" if prep.clamped else " (no move)") if still else ""))
+    files.write_bytes(paths[-1], imageio.encode(compositing.strip(shots, labels), ".png", prep.bg.icc))

@@ -136,9 +136,9 @@ class Compositor:
 
     # --- stages --------------------------------------------------------------------------------
 
-    def cutout(self, fg: Path, mask: Path | None) -> compositing.Cutout:
-        """The prepared cut-out, decoded once per (foreground, mask) pair: one cut-out over a
-        folder of backgrounds is the common batch."""
+    def cutout(self, fg: Path, mask: Path | None) -> tuple[compositing.Cutout, list[str]]:
+        """The prepared cut-out, decoded once per (foreground, mask) pair (one cut-out over a
+        folder of backgrounds is the common batch), and what the decoder said of damaged files."""
         key = (fg, mask)
         with self._cutout_lock:
             if key not in self._cutouts:
@@ -146,20 +146,22 @@ class Compositor:
                 mask_pic = imageio.read_image(mask, self.opt.max_pixels) if mask else None
                 if len(self._cutouts) >= 4:
                     self._cutouts.pop(next(iter(self._cutouts)))
-                self._cutouts[key] = compositing.make_cutout(fg_pic, mask_pic)
+                damage = [pic.damage for pic in (fg_pic, mask_pic) if pic is not None and pic.damage]
+                self._cutouts[key] = (compositing.make_cutout(fg_pic, mask_pic), damage)
             return self._cutouts[key]
 
     def prepare(self, item: Item) -> Prepared:
         t0 = time.perf_counter()
-        cutout = self.cutout(item.fg, item.mask)
+        cutout, damage = self.cutout(item.fg, item.mask)
         bg = imageio.read_image(item.bg, self.opt.max_pixels)
         if bg.channels in (1, 3):
             bg.pixels = compositing.as_rgb(bg.pixels)
         t1 = time.perf_counter()
-        notes = []
+        notes = damage + ([bg.damage] if bg.damage else [])
         if self.face_mode:
-            slots, notes = placement.face_slots(item.bg, bg, cutout, self.frame_size, self.opt.faces,
+            slots, found = placement.face_slots(item.bg, bg, cutout, self.frame_size, self.opt.faces,
                                                 self.iterations > 0, self.opt.detector, self.opt.skip_glasses_faces)
+            notes += found
         else:
             slots = [Slot(np.eye(3), bg.size, placement.initial_placement(cutout, bg.size, self.opt, self.placement))]
             compositing.check_visible(cutout, slots[0].frame_from_fg, bg.size, "the initial placement")
@@ -202,20 +204,21 @@ class Compositor:
             compositing.check_visible(prep.cutout, homs[0][-1], prep.bg.size, "the model's correction")
         out, alpha = outputs.composite_all(prep.bg.pixels, prep.cutout, [h[-1] for h in homs])
         t1 = time.perf_counter()
-        imageio.write_image(item.out, out, prep.bg.icc, exclusive=self.opt.exclusive)
-        try:  # what goes with the output; if any of it fails, the item fails whole
+        # The image and everything that goes with it land together: if any of it fails, the item
+        # fails whole and the previous files stay as they were.
+        exclusive = self.opt.exclusive
+        with atomic.Together() as files:
+            files.write_bytes(item.out, imageio.encode(out, imageio.output_format(item.out), prep.bg.icc), exclusive)
             if self.opt.save_mask:
                 top = 65535 if out.dtype == np.uint16 else 255
-                imageio.write_image(outputs.mask_path(item.out), np.round(alpha * top).astype(out.dtype))
+                files.write_bytes(outputs.mask_path(item.out),
+                                  imageio.encode(np.round(alpha * top).astype(out.dtype), ".png"), exclusive)
             if self.opt.save_warp:
                 data = outputs.sidecar(prep, params, homs, self.model, self.trust, self.face_mode,
                                        getattr(self.engine, "name", None))
-                atomic.write_bytes(outputs.sidecar_path(item.out), json.dumps(data, indent=2).encode())
+                files.write_bytes(outputs.sidecar_path(item.out), json.dumps(data, indent=2).encode(), exclusive)
             if self.opt.steps_dir is not None:
-                outputs.write_steps(self.opt.steps_dir, prep, homs, out)
-        except BaseException:
-            item.out.unlink(missing_ok=True)
-            raise
+                outputs.write_steps(files, self.opt.steps_dir, prep, homs, out)
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
         return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings, clamped=prep.clamped,

@@ -52,16 +52,19 @@ def _size(entry, key: str) -> tuple[int, int]:
 def read_init(path: Path, fg_size, bg_size) -> np.ndarray:
     """``bg_from_fg`` from a sidecar written by ``--save-warp``, rescaled if the background's size
     changed; a background of another shape (aspect ratio) is refused, never stretched."""
+    from .files.smalltext import read_text
+
+    text = read_text(path, "stgan warp file (JSON)")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(text)
         m = np.array(data["homography"], dtype=np.float64).reshape(3, 3)
         saved_fg, saved_bg = _size(data, "foreground_size"), _size(data, "background_size")
         if not np.all(np.isfinite(m)) or abs(np.linalg.det(m)) < 1e-12:
             raise ValueError("the homography is not finite and invertible")
-    except FileNotFoundError:
-        raise StganError(f"{path}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise StganError(f"{path}: not a stgan warp file ({type(exc).__name__}: {exc})") from None
+    except RecursionError:
+        raise StganError(f"{path}: not a stgan warp file (nested too deeply)") from None
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise StganError(f"{path}: not a stgan warp file ({type(exc).__name__}: {str(exc)[:200]})") from None
     if tuple(saved_fg) != tuple(fg_size):
         raise StganError(f"{path}: was made for a {saved_fg[1]}x{saved_fg[0]} foreground, "
                          f"this one is {fg_size[1]}x{fg_size[0]}")

@@ -511,11 +511,11 @@ def test_a_killed_batch_leaves_nothing_half_written(room, tmp_path):
     assert files(out) == [f"r{i:02d}.png" for i in range(24)]  # no .part left
 
 
-def test_a_failed_item_leaves_no_main_output(room, tmp_path):
+def test_a_folder_where_the_sidecar_goes_is_refused_before_any_work(room, tmp_path):
     fg, bg = room
     (tmp_path / "o.json").mkdir()  # the sidecar cannot be written
     r = run("composite", fg, bg, "--out", tmp_path / "o.png", "-k", "0", "--save-warp")
-    one_line(r, 1, "o.json")
+    one_line(r, 2, "o.json", "is a folder")
     assert not (tmp_path / "o.png").exists()
 
 

@@ -88,6 +88,7 @@ class Session:
         from ..inputs import Item
         from ..pipeline import Compositor, Options
 
+        _check_request(request, self.model.config.warps)
         fg = self._image(request, "fg")
         bg = self._image(request, "bg")
         mask = self._image(request, "mask") if request.get("mask") else None
@@ -129,6 +130,29 @@ class Session:
         return path
 
 
+def _check_request(request, warps: int) -> None:
+    """A composite request's fields, each checked at the edge: a wrong one is a 400 naming it."""
+    if not isinstance(request, dict):
+        raise StganError(f"the request must be a JSON object, not {type(request).__name__}")
+    k = request.get("iterations")
+    if k is not None and not (isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= warps):
+        raise StganError(f"iterations {json.dumps(k)[:40]}: expected a whole number from 0 to {warps} (the model's "
+                         "generators), or null for the model's default")
+    trust = request.get("trust_region")
+    if trust is not None:
+        if not isinstance(trust, str):
+            raise StganError("trust_region: expected text (default, off, or move=0.3,scale=1.2,...)")
+        from ..trust_region import Limits, parse
+
+        parse(trust, Limits())
+    if not isinstance(request.get("faces", False), bool):
+        raise StganError("faces: expected true or false")
+    for role in ("fg", "bg", "mask"):
+        entry = request.get(role)
+        if entry is not None and not (isinstance(entry, dict) and isinstance(entry.get("sample", entry.get("upload")), str)):
+            raise StganError(f"{role}: expected {{\"upload\": ID}} or {{\"sample\": NAME}}")
+
+
 def _init_sidecar(request: dict, fg: Path, bg: Path, max_pixels: int) -> dict:
     """The hand placement as the sidecar ``--init`` reads: the same placement gives the same output
     from the command line."""
@@ -152,6 +176,8 @@ def _public(message: str, folder: Path) -> str:
 class Handler(BaseHTTPRequestHandler):
     session: Session  # set by serve()
     server_version = "stgan-app"
+    # A client that announces more than it sends (or sends nothing) frees its thread after this long.
+    timeout = 60
 
     def log_message(self, fmt, *args):  # quiet: the terminal shows the address, not every request
         pass
@@ -194,10 +220,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_UPLOAD_BYTES:
-                raise StganError(f"the upload is {length / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+            length = _content_length(self.headers)
             body = self.rfile.read(length)
+            if len(body) < length:
+                raise StganError(f"the request ended after {len(body)} of the {length} bytes it announced")
             path = self.path.split("?", 1)[0]
             if path == "/api/upload":
                 name = self.headers.get("X-File-Name") or "upload.png"
@@ -210,9 +236,26 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(self.session.composite(request))
             self._json({"error": f"{path}: not found"}, HTTPStatus.NOT_FOUND)
         except StganError as exc:
+            self.close_connection = True  # the body may be unread: the connection cannot carry another request
             self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
         except Exception as exc:  # noqa: BLE001 - the page shows one line, the server keeps serving
             self._json({"error": unexpected(exc)}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+
+def _content_length(headers) -> int:
+    """The body's length from the headers, refused before a byte of it is read when it is missing
+    with a body (chunked), not a whole number, negative, or over the upload limit."""
+    if headers.get("Transfer-Encoding"):
+        raise StganError("send the request with a Content-Length (chunked bodies are not read)")
+    text = headers.get("Content-Length")
+    if text is None:
+        return 0
+    if not text.strip().isdigit():
+        raise StganError(f"Content-Length {text[:20]!r}: expected a whole number of bytes")
+    length = int(text)
+    if length > MAX_UPLOAD_BYTES:
+        raise StganError(f"the upload is {length / 2**20:.0f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB")
+    return length
 
 
 def _info(session: Session) -> dict:

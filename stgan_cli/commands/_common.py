@@ -15,7 +15,10 @@ from ..errors import StganError, UsageError, unexpected
 
 def log(message: str) -> None:
     """A line for the user on stderr (stdout is kept for results)."""
-    print(f"stgan: {message}", file=sys.stderr, flush=True)
+    from ..files.quiet import LOCK
+
+    with LOCK:  # never while a C library's chatter is being kept off the terminal
+        print(f"stgan: {message}", file=sys.stderr, flush=True)
 
 
 def progress_bar(label: str, enabled: bool = True):
@@ -29,7 +32,10 @@ def progress_bar(label: str, enabled: bool = True):
 
 
 def fail(message: str, code: int = 1):
-    print(f"stgan: error: {message}", file=sys.stderr, flush=True)
+    from ..files.quiet import LOCK
+
+    with LOCK:
+        print(f"stgan: error: {message}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
 
@@ -96,7 +102,12 @@ def resolve_device(name: str) -> str:
     raise UsageError(f"--device {name}: {DEVICE_HELP}")
 
 
-def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:
+# Pixel coordinates beyond this are typing mistakes (a 100-megapixel photo is ~12,000 px wide), and
+# far larger ones overflow the float32 geometry downstream.
+MAX_COORDINATE = 1e6
+
+
+def parse_numbers(text: str, count: int, option: str, limit: float = MAX_COORDINATE) -> tuple[float, ...]:
     parts = [p for p in text.replace(" ", ",").split(",") if p]
     try:
         values = tuple(float(p) for p in parts)
@@ -106,6 +117,8 @@ def parse_numbers(text: str, count: int, option: str) -> tuple[float, ...]:
         raise UsageError(f"{option} {text}: expected {count} comma-separated numbers")
     if not all(math.isfinite(v) for v in values):
         raise UsageError(f"{option} {text}: the numbers must be finite (no nan or inf)")
+    if not all(abs(v) <= limit for v in values):
+        raise UsageError(f"{option} {text}: the numbers must lie within +-{limit:g} (pixels of the background)")
     return values
 
 

@@ -40,6 +40,14 @@ def app(
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"listening on {host}: anyone who can reach this machine can use the page")
     log(f"stgan app with model {loaded.ref}: http://{host}:{server.server_address[1]}/  (Ctrl+C stops it)")
+    import signal
+
+    def stop(signum, frame):  # kill, a closed terminal or a service manager: clean up as Ctrl+C does
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -94,8 +94,8 @@ def composite(
     if detector not in DETECTORS:
         raise UsageError(f"--detector {detector}: expected one of {', '.join(DETECTORS)}")
     check_finite(scale, "--scale")
-    if scale is not None and scale <= 0:
-        raise UsageError("--scale must be a positive fraction of the background width")
+    if scale is not None and not 0 < scale <= 100:
+        raise UsageError(f"--scale {scale:g}: expected a positive fraction of the background width (at most 100)")
     box_xyxy = parse_numbers(box, 4, "--box") if box else None
     if box_xyxy and not (box_xyxy[2] > box_xyxy[0] and box_xyxy[3] > box_xyxy[1]):
         raise UsageError(f"--box {box}: expected X1,Y1,X2,Y2 with X2 > X1 and Y2 > Y1")
@@ -123,14 +123,25 @@ def composite(
         log(f"shard {shard[0]}/{shard[1]}: {len(items)} of {total} items")
     if ray_address is not None and not batch:
         raise UsageError("--ray is for batches (a folder or glob of inputs); one image runs here")
-    items, skipped = inputs.claim_outputs(items, out, batch, overwrite, skip_existing)
-
     loaded = None
     if iterations != 0 or model is not None:
         loaded = modelstore.open_model(model, offline)
         if iterations is not None and iterations > loaded.config.warps:
             raise UsageError(f"--iterations {iterations}: the model has {loaded.config.warps} generators")
     check_device_name(device)
+    if engine == "onnx" and device.strip().lower() not in ("auto", "cpu"):
+        raise UsageError(f"--engine onnx --device {device}: the onnx engine runs on the CPU; use --engine torch "
+                         "for a GPU")
+    k = 0 if loaded is None else (loaded.config.iterations if iterations is None else iterations)
+    from ..outputs import written as files_of
+
+    def written(it):
+        return files_of(it.out, save_mask, save_warp, steps, k)
+
+    if steps is not None and steps.exists() and not steps.is_dir():
+        raise UsageError(f"--steps {steps}: is a file; --steps names a folder")
+    inputs.check_outputs(items, written, init)
+    items, skipped = inputs.claim_outputs(items, out, batch, overwrite, skip_existing, written)
 
     def on_ready():
         # Runs once the engine is open, while the first images decode.
@@ -157,11 +168,15 @@ def composite(
     def emit(res: Result):
         if as_json:
             print(json.dumps(res.to_json()), flush=True)
+            if getattr(sys.stdout, "reader_gone", False) and not said["gone"]:
+                said["gone"] = True
+                log("stdout was closed by its reader; the batch goes on, without its JSON lines")
         for note in res.notes:
             log(note)
         if res.status == "failed" and batch:
             log(f"failed: {res.error}")
 
+    said = {"gone": False}
     for it in skipped:
         emit(Result(it, "skipped"))
     if ray_address is not None:

@@ -10,6 +10,7 @@ two D updates per G update, trust-region weight 0.3, perturbations 0.1 / 0.1.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,11 +147,11 @@ class TrainConfig:
 
 def _merge(obj, data: dict, source: str, prefix: str = "") -> None:
     if not isinstance(data, dict):
-        raise StganError(f"{source}: {prefix.rstrip('.') or 'the file'} should be a mapping of settings")
+        raise UsageError(f"{source}: {prefix.rstrip('.') or 'the file'} should be a mapping of settings")
     fields = {f.name: f for f in dataclasses.fields(obj)}
     for key, value in data.items():
         if key not in fields:
-            raise StganError(f"{source}: unknown key '{prefix}{key}'{suggest(str(key), fields)}")
+            raise UsageError(f"{source}: unknown key '{prefix}{key}'{suggest(str(key), fields)}")
         current = getattr(obj, key)
         if isinstance(current, ModelConfig):
             setattr(obj, key, _merge_model(current, value, source))
@@ -163,7 +164,7 @@ def _merge(obj, data: dict, source: str, prefix: str = "") -> None:
 def _merge_model(current: ModelConfig, data, source: str) -> ModelConfig:
     """The ``model:`` settings over ``current``, checked as a model folder's config is."""
     if not isinstance(data, dict):
-        raise StganError(f"{source}: model should be a mapping of settings")
+        raise UsageError(f"{source}: model should be a mapping of settings")
     data = dict(data)
     merged = current.to_dict()
     for old, new in _OLD_MODEL_KEYS.items():
@@ -183,11 +184,14 @@ def _coerce(value, annotation: str, name: str):
     if value is None:
         if optional:
             return None
-        raise StganError(f"{name}: needs a value")
+        raise UsageError(f"{name}: needs a value")
     base = annotation.replace("| None", "").strip()
     try:
         if base == "float" and not isinstance(value, bool):
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise UsageError(f"{name}: must be a finite number, not {value!r}")
+            return number
         if base == "int" and not isinstance(value, bool):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
@@ -204,15 +208,44 @@ def _coerce(value, annotation: str, name: str):
             return value
         if base == "str":
             return str(value)
-    except (TypeError, ValueError):
-        raise StganError(f"{name}: expected {base}, got {value!r}") from None
+    except UsageError:
+        raise
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{name}: expected {base}, got {value!r}") from None
     return value
+
+
+# Numbers that must be above zero, and counts that must be at least one; every other number of the
+# sections below must be >= 0 (checked by _check_signs), and every float finite (_coerce).
+_POSITIVE = {"optim.lr_pretrain", "optim.lr_g", "optim.lr_d", "optim.lr_end_to_end", "optim.lr_decay_factor"}
+_AT_LEAST_ONE = {"data.eval_samples", "optim.batch_size", "optim.grad_accum", "optim.pretrain_rounds",
+                 "optim.d_steps", "run.log_every"}
+
+
+def _check_signs(cfg: TrainConfig) -> None:
+    for section in ("data", "perturb", "stages", "optim", "run"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            key, value = f"{section}.{f.name}", getattr(getattr(cfg, section), f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key in _POSITIVE and not value > 0:
+                raise UsageError(f"config: {key} must be above 0, not {value:g}")
+            if key in _AT_LEAST_ONE and value < 1:
+                raise UsageError(f"config: {key} must be at least 1, not {value:g}")
+            if value < 0:
+                raise UsageError(f"config: {key} must be >= 0, not {value:g}")
+    betas = cfg.optim.betas
+    if not (len(betas) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                                    for b in betas)):
+        raise UsageError(f"config: optim.betas must be two numbers in [0, 1), not {betas!r}")
 
 
 def _check(cfg: TrainConfig) -> None:
     def need(cond, msg):
         if not cond:
-            raise StganError(f"config: {msg}")
+            raise UsageError(f"config: {msg}")
+
+    _check_signs(cfg)
 
     from .. import archs
 

@@ -1,0 +1,1 @@
+"""Reading and writing files (the I/O layer under the commands)."""
