@@ -39,7 +39,6 @@ def app(
         raise StganError(f"{host}:{port}: cannot listen ({exc.strerror})") from None
     if host not in ("127.0.0.1", "localhost", "::1"):
         log(f"listening on {host}: anyone who can reach this machine can use the page")
-    log(f"stgan app with model {loaded.ref}: http://{host}:{server.server_address[1]}/  (Ctrl+C stops it)")
     import signal
 
     def stop(signum, frame):  # kill, a closed terminal or a service manager: clean up as Ctrl+C does
@@ -48,6 +47,7 @@ def app(
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, stop)
+    log(f"stgan app with model {loaded.ref}: http://{host}:{server.server_address[1]}/  (Ctrl+C stops it)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
