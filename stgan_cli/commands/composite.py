@@ -188,16 +188,21 @@ def composite(
         results = _run_with_progress(compositor, items, emit, enabled=batch)
 
     failed = [r for r in results if r.status == "failed"]
+    clamped = sum(r.clamped for r in results)
     if not batch:
         if failed:
             from ._common import fail
 
             fail(failed[0].error)
+        if clamped:
+            log("the trust region shortened the model's correction (its limits are in --save-warp's sidecar; "
+                "--trust-region off lifts them)")
         if not as_json:
             log(f"wrote {results[0].item.out}")
         return
     done = len(results) - len(failed)
-    log(f"{done} composited, {len(skipped)} skipped, {len(failed)} failed -> {out}")
+    held = f" ({clamped} shortened by the trust region)" if clamped else ""
+    log(f"{done} composited{held}, {len(skipped)} skipped, {len(failed)} failed -> {out}")
     if failed:
         raise typer.Exit(1)
 

@@ -667,4 +667,29 @@ def write_samples(folder, n: int = 4, size=(480, 640), seed: int = 2026, shadows
                 "note": "box: x1,y1,x2,y2 in room pixels (bg[y1:y2, x1:x2]); homography: room_from_object pixels"}
         atomic.write_bytes(folder / f"object_{k}.json", (json.dumps(info, indent=2) + "\n").encode())
         infos.append(info)
+        if k == 0:  # the same chair as a photo and a mask, for --mask
+            rgba = np.ascontiguousarray(obj[y1:y2, x1:x2])
+            a = rgba[..., 3:].astype(np.float32) / 255
+            backdrop = np.array([236, 236, 232], np.float32)
+            rgb = np.round(rgba[..., :3] * a + backdrop * (1 - a)).astype(np.uint8)
+            imageio.write_image(folder / "chair.jpg", rgb)
+            imageio.write_image(folder / "chair_mask.png", np.ascontiguousarray(rgba[..., 3]))
+    imageio.write_image(folder / "glasses.png", draw_glasses())
     return infos
+
+
+def draw_glasses(size: int = 144) -> np.ndarray:
+    """A pair of dark rectangular frames with faintly tinted lenses on the paper's 144x144 glasses
+    canvas (RGBA uint8): the glasses examples' cut-out, drawn rather than copied from a photo."""
+    import cv2
+
+    img = np.zeros((size, size, 4), np.uint8)
+    u = size / 144
+    frame = (24, 22, 20, 255)
+    line = max(2, round(2.5 * u))
+    for cx in (46, 98):
+        x1, y1, x2, y2 = (round(v * u) for v in (cx - 24, 60, cx + 24, 86))
+        cv2.rectangle(img, (x1, y1), (x2, y2), (170, 185, 200, 50), -1, cv2.LINE_AA)  # the lens
+        cv2.rectangle(img, (x1, y1), (x2, y2), frame, line, cv2.LINE_AA)
+    cv2.line(img, (round(70 * u), round(66 * u)), (round(74 * u), round(66 * u)), frame, line, cv2.LINE_AA)  # bridge
+    return img
