@@ -23,7 +23,12 @@ def main() -> int:
     from . import modelstore
     from .data import synth_indoor
 
-    data, out = ROOT / "sample_data", ROOT / "out" / "demo"
+    from .files.bundled import samples_dir
+
+    from .files.bundled import in_checkout
+
+    data = samples_dir()
+    out = (ROOT if in_checkout() else Path.cwd()) / "out" / "demo"
     if not (data / "object_0.json").exists():
         synth_indoor.write_samples(data)
     truth = json.loads((data / "object_0.json").read_text())

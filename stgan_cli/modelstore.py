@@ -38,7 +38,11 @@ REGISTRY = {
 def models_dir() -> Path:
     """Where registry names resolve: ``$STGAN_MODELS_DIR`` or the project's ``models/``."""
     env = os.environ.get("STGAN_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+    if env:
+        return Path(env)
+    from .files.bundled import models_dir as shipped
+
+    return shipped()
 
 
 @dataclass
@@ -194,6 +198,11 @@ def resolve(ref: str | None, offline: bool = False) -> Path:
             return _check_folder(hub.download(hub_ref, offline), hub_ref)
         if not folder.is_dir():
             hint = "train one with `stgan train`, or pass --model FOLDER"
+            from .files.bundled import in_checkout
+
+            if not in_checkout() and not os.environ.get("STGAN_MODELS_DIR"):
+                hint = (f"a wheel carries only the default model, {DEFAULT_MODEL}; point STGAN_MODELS_DIR at a "
+                        f"folder holding {ref}/ (a clone's models/), or pass --model FOLDER")
             if ref == DEFAULT_MODEL:
                 raise StganError(f"no default model is installed yet ({folder} is missing): {hint}")
             raise StganError(f"model '{ref}' is not installed ({folder} is missing): {hint}")

@@ -29,7 +29,9 @@ from .. import imageio
 from ..errors import StganError, unexpected
 
 PAGE = Path(__file__).with_name("page.html")
-SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
+from ..files.bundled import samples_dir
+
+SAMPLES = samples_dir()
 MAX_UPLOAD_BYTES = 64 * 2**20
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".json": "application/json",
