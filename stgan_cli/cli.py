@@ -37,12 +37,35 @@ def _root(
     """Put an object into a photo so that it looks like it belongs there (ST-GAN, CVPR 2018)."""
 
 
-app.command("composite", no_args_is_help=True)(composite_cmd.composite)
-app.command("train")(train_cmd.train)
-app.command("refine", no_args_is_help=True)(train_cmd.refine)
-app.command("export", no_args_is_help=True)(export_cmd.export)
-app.command("eval", no_args_is_help=True)(evaluate_cmd.evaluate)
-app.command("app")(app_cmd.app)
+
+def _examples(*lines: str) -> str:
+    # Rich joins an epilog's lines into one paragraph unless each is its own paragraph.
+    return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)
+
+
+app.command("composite", no_args_is_help=True, epilog=_examples(
+    "stgan composite sample_data/object_1.png sample_data/room_1.png --out result.png",
+    "stgan composite sample_data/object_0.png sample_data/room_0.png --box 450,170,560,370 --out out.png --steps steps/",
+    "stgan composite sample_data/object_0.png 'sample_data/room_*.png' --out results/ --json",
+    "stgan composite glasses.png photos/ --out out/ --model glasses",
+))(composite_cmd.composite)
+app.command("train", epilog=_examples(
+    "stgan train --config configs/indoor.yaml --data data/indoor --out runs/indoor",
+    "stgan train --resume runs/indoor",
+    "stgan train --config configs/smoke.yaml --data data/indoor --out runs/try --set optim.lr_pretrain=2e-4",
+))(train_cmd.train)
+app.command("refine", no_args_is_help=True, epilog=_examples(
+    "stgan refine indoor --data my_pairs/ --out my_model --steps 500",
+))(train_cmd.refine)
+app.command("export", no_args_is_help=True, epilog=_examples(
+    "stgan export indoor --format onnx --out indoor.onnx",
+    "stgan export glasses --format engine",
+))(export_cmd.export)
+app.command("eval", no_args_is_help=True, epilog=_examples(
+    "stgan eval indoor --data data/indoor/test",
+    "stgan eval indoor indoor-paper --data data/real/test --protocol box --decoys --markdown",
+))(evaluate_cmd.evaluate)
+app.command("app", epilog=_examples("stgan app", "stgan app --model glasses --port 8000"))(app_cmd.app)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 

@@ -190,8 +190,10 @@ def _atomic(out: Path, write) -> None:
         write(tmp)
 
 
-def export(model_ref: str, fmt: str, out: Path, offline: bool = False) -> dict:
-    """Export ``model_ref`` as ``fmt`` to ``out``; returns what was checked."""
+def export(model_ref: str, fmt: str, out: Path, offline: bool = False, say=None) -> dict:
+    """Export ``model_ref`` as ``fmt`` to ``out``; returns what was checked.  ``say(line)`` hears of
+    each long step as it starts (tracing a graph takes minutes on a small CPU)."""
+    say = say or (lambda line: None)
     if fmt not in FORMATS:
         from .errors import UsageError, suggest
 
@@ -205,9 +207,12 @@ def export(model_ref: str, fmt: str, out: Path, offline: bool = False) -> dict:
         return export_package(folder, out)
     model = modelstore.load(str(folder))
     if fmt == "onnx":
+        say(f"tracing {model.ref}'s {model.config.iterations} iterations into one ONNX graph, then checking it "
+            "against PyTorch (minutes on 2 cores)")
         return export_onnx(model, out)
     if fmt == "engine":
-        return export_engine(model, out)
+        return export_engine(model, out, say=say)
+    say(f"tracing {model.ref} with torch.export, then checking it against PyTorch")
     return export_pt2(model, out)
 
 
@@ -291,7 +296,7 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
     return result
 
 
-def export_engine(model, out: Path | None = None, opset: int = 18) -> dict:
+def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> dict:
     """The model's updates as ONNX, one graph per distinct generator (onnxruntime runs every node of
     a graph, so generators sharing one graph would all run at every step): ``model.onnx`` in its
     folder unless ``out`` says otherwise, then ``model.step2.onnx``.. beside it for per-iteration
@@ -310,8 +315,11 @@ def export_engine(model, out: Path | None = None, opset: int = 18) -> dict:
     result: dict = {"format": "engine", "path": str(out), "opset": opset, "graphs": len(paths)}
     marks = onnx_engine.stamp(model.path, model.config)
     written = []
+    say = say or (lambda line: None)
     try:
         for i, path in enumerate(paths):
+            say(f"graph {i + 1} of {count}: tracing generator {i + 1} into {path.name}")
+
             def write(tmp: Path, i=i):
                 _onnx_export(Step(net, i).eval(), inputs, tmp, ("bg", "fg", "p"), ("dp",), opset)
                 graph = onnx.load(str(tmp))
@@ -321,6 +329,8 @@ def export_engine(model, out: Path | None = None, opset: int = 18) -> dict:
 
             _atomic(path, write)
             written.append(path)
+        say(f"checking the {count} graph{'s' if count > 1 else ''} against PyTorch's loop, with and without the "
+            "trust region")
         engine = onnx_engine.OnnxEngine(out, model.path, model.config)
         limits = model.trust_limits()
         for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1)):

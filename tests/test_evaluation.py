@@ -80,6 +80,12 @@ def test_eval_end_to_end(tmp_path):
     r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--n", "4", "--json",
                             "--homography", "0", "--translation", "0"], catch_exceptions=False)
     assert json.loads(r.stdout)["corner_error"][0] == 0 and json.loads(r.stdout)["iou"][0] == 1
+    # a set of 6 without --n: all 6, not 200 cycled; with --n 12 the cycling is said
+    r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--json"], catch_exceptions=False)
+    assert json.loads(r.stdout)["n"] == 6 and "6 samples" in r.stderr and "cycled" not in r.stderr
+    r = runner.invoke(app, ["eval", str(model), "--data", str(data / "train"), "--n", "12", "--json"],
+                      catch_exceptions=False)
+    assert "holds 6 samples: each is used 2.0 times" in r.stderr
 
 
 def test_eval_compares_several_models_on_the_same_perturbations(tmp_path):

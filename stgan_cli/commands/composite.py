@@ -65,7 +65,8 @@ def composite(
                                      "landmarks detector) as they are.")] = False,
     trust: Annotated[str, typer.Option(
         "--trust-region", help="Limits on what the model may do to the object: default (from its training), off, "
-                               "or move=0.3,scale=1.2,rotate=5,shape=0.05 over the default.")] = "default",
+                               "or KEY=VALUE pairs over the default, keys move, scale, rotate, shape: "
+                               "e.g. move=0.3,scale=1.2 or rotate=5,shape=0.05.")] = "default",
     ray_address: Annotated[Optional[str], typer.Option(
         "--ray", metavar="ADDRESS", help="Batch: spread the items over a Ray cluster (local: start one on this "
                                          "machine; auto; ray://HOST:PORT). Workers must see the input and output "

@@ -78,8 +78,8 @@ def from_photos(
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Folder of masks named <image-stem>_<k>.png.")] = None,
     coco: Annotated[Optional[Path], typer.Option("--coco", help="COCO annotation JSON (polygons or RLE).")] = None,
     instances: Annotated[Optional[Path], typer.Option(
-        "--instances", help="instances.csv (image,mask,category,iscrowd), or a folder of such folders "
-                            "(../shared/realdata/segmented).")] = None,
+        "--instances", help="instances.csv (columns image, mask, category, iscrowd), or a folder of such "
+                            "folders (such as the segmented/ folder of the shared real photos).")] = None,
     min_area: Annotated[float, typer.Option("--min-area", help="Skip objects smaller than this fraction of the photo.",
                                             min=0.0, max=1.0)] = 0.02,
     max_area: Annotated[float, typer.Option("--max-area", help="Skip objects larger than this fraction of the photo.",

@@ -20,7 +20,7 @@ def evaluate(
                                  "same perturbed samples.")],
     data: Annotated[Path, typer.Option("--data", help="Paired dataset folder (e.g. the test/ split).")],
     n: Annotated[Optional[int], typer.Option(
-        "--n", help="Samples to evaluate (cycled when the set is smaller). Default: 200 generated, every real "
+        "--n", help="Samples to evaluate (cycled when the set is smaller). Default: 200 generated (all if fewer), every real "
                     "photo pair.", min=1)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluation perturbations.")] = 0,
     homography: Annotated[Optional[float], typer.Option(
@@ -45,7 +45,8 @@ def evaluate(
         "--iterations", "-k", help="Generators to run (default: each model's default_iterations).", min=0)] = None,
     trust: Annotated[str, typer.Option(
         "--trust-region", help="The inference limits, as in composite: default (each model's own), off, or "
-                               "move=..,scale=..,rotate=..,shape=.. over the default.")] = "default",
+                               "KEY=VALUE pairs over the default (keys move, scale, rotate, shape; "
+                               "e.g. move=0.3,scale=1.2).")] = "default",
     device: DeviceOpt = "auto",
     offline: OfflineOpt = False,
 ):
@@ -75,7 +76,6 @@ def evaluate(
                                 as_json, markdown, report, trust, iterations, decoys)
     if decoys:
         raise UsageError(f"--decoys: {data} is not a set of real photo pairs (stgan data from-photos)")
-    n = n or 200
     _check_iterations(opened, iterations)
     cfg = opened[0].config
     for other in opened[1:]:
@@ -96,6 +96,11 @@ def evaluate(
         from ..faces import canonical_eyes
 
         eyes = torch.from_numpy(canonical_eyes(cfg.image_size)).float()
+    if n is None:
+        n = min(200, len(ds))
+    elif n > len(ds):
+        log(f"{data} holds {len(ds)} samples: each is used {n / len(ds):.1f} times on average to make --n {n}, "
+            "with starts of its own")
     idx = np.resize(np.arange(len(ds)), n)
     p0 = torch.from_numpy(warp_noise(n, std_h, std_t, np.random.default_rng(seed))).float()
     if protocol == "truth":
@@ -108,6 +113,7 @@ def evaluate(
     summaries = []
     for label, loaded in zip(labels, opened):
         k = iterations if iterations is not None else loaded.config.iterations
+        log(f"{loaded.ref}: {k} iterations on {len(idx)} samples of {data}")
         result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
                                   keep_images=report is not None, eyes=eyes, eye_distance=iod,
                                   limits=parse_trust(trust, loaded.trust_limits()), iterations=k)

@@ -52,7 +52,7 @@ def export(
         staging = Path(tempfile.mkdtemp(prefix="stgan-package-"))
         out = staging / "package"
     try:
-        result = exporter.export(model, fmt, out, offline=offline)
+        result = exporter.export(model, fmt, out, offline=offline, say=log)
         log(f"exported {model} as {fmt} to {result['path']} (the object's corners land within "
             f"{result['max_corner_px']:.1e} px of PyTorch's)")
         if push_to_hub:

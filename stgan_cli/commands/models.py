@@ -52,11 +52,41 @@ def info(name: Annotated[str, typer.Argument(metavar="NAME")], offline: OfflineO
         print(f"  provenance.{key}: {value}")
     card = folder / modelstore.CARD_FILE
     if card.exists():
-        lines = card.read_text(encoding="utf-8").splitlines()
-        table = [l for l in lines if l.startswith("|")]
-        if table:
-            print("  measured:")
+        from ..files.smalltext import read_text
+
+        for title, table in card_tables(read_text(card, "model card (Markdown)")):
+            print(f"  measured: {title}")
             for line in table:
                 print(f"    {line}")
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     print(f"  size: {size / 1e6:.1f} MB")
+
+
+def card_tables(text: str) -> list[tuple[str, list[str]]]:
+    """The tables of a model card, each titled by the sentence that introduces it (the paragraph just
+    above it, else the nearest heading), shortened to one line."""
+    import re
+
+    lines = text.splitlines()
+    tables, i = [], 0
+    while i < len(lines):
+        if not lines[i].startswith("|"):
+            i += 1
+            continue
+        start = i
+        while i < len(lines) and lines[i].startswith("|"):
+            i += 1
+        j = start - 1
+        while j >= 0 and not lines[j].strip():
+            j -= 1
+        para = []
+        while j >= 0 and lines[j].strip() and not lines[j].startswith(("|", "#")):
+            para.insert(0, lines[j].strip())
+            j -= 1
+        heading = next((l.lstrip("#").strip() for l in reversed(lines[:start]) if l.startswith("#")), "")
+        if para and para[0].startswith("`"):  # a paragraph that opens with the command: the heading says more
+            para = []
+        title = re.sub(r"[*`]", "", " ".join(para) or heading)
+        first = re.split(r"(?<=\.)\s", title)[0].rstrip(".:;")
+        tables.append(((first if len(first) <= 110 else first[:107] + "..."), lines[start:i]))
+    return tables
