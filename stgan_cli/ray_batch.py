@@ -73,6 +73,12 @@ def run(items: list[Item], model_ref: str | None, offline: bool, options, addres
     ray = connect(address)
     import ray.data
 
+    import logging
+    import os
+
+    if os.environ.get("STGAN_DEBUG") != "1":  # Ray Data's own INFO/WARNING lines: our summary says what happened
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # results in the items' order, as a local batch reports them
     ctx.enable_progress_bars = False
@@ -80,10 +86,18 @@ def run(items: list[Item], model_ref: str | None, offline: bool, options, addres
     if actors is None:
         actors = max(1, min(int(ray.available_resources().get("CPU", 1)) // 2, -(-len(items) // size)))
     ds = ray.data.from_items([_row(it) for it in items], override_num_blocks=max(1, -(-len(items) // size)))
-    out = ds.map_batches(_Worker, fn_constructor_kwargs={"model_ref": model_ref, "offline": offline,
-                                                        "options": asdict(options)},
-                         batch_size=size, concurrency=actors, num_cpus=2 if actors == 1 else 1,
-                         batch_format="numpy")
+    # An actor pool of a fixed size (``concurrency=`` is deprecated since Ray 2.51), and no restarts:
+    # a worker that dies fails its chunk, which the batch reports, rather than being rebuilt.
+    # (Ray 2.60 names no parameter for max_restarts and warns about the catch-all that carries it.)
+    pool = ray.data.ActorPoolStrategy(size=actors)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+        out = ds.map_batches(_Worker, fn_constructor_kwargs={"model_ref": model_ref, "offline": offline,
+                                                            "options": asdict(options)},
+                             batch_size=size, compute=pool, num_cpus=2 if actors == 1 else 1,
+                             batch_format="numpy", max_restarts=0)
     by_out = {str(it.out): it for it in items}
     results = []
     for row in out.iter_rows():

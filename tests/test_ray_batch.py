@@ -67,3 +67,18 @@ def test_ray_is_for_batches(batch, tmp_path):
     fg, bgs, model = batch
     r = run("composite", fg, bgs / "room0.jpg", "--out", tmp_path / "one.png", "--model", model, "--ray", "local")
     assert r.exit_code == 2 and "--ray is for batches" in r.stderr
+
+
+def test_ray_says_nothing_of_its_own_on_the_terminal(batch, tmp_path):
+    """Ray Data's notices, a deprecation our arguments caused, and the core worker's warning about
+    restartable actors all stayed on stderr before; a run shows our lines only."""
+    import subprocess
+    import sys
+
+    fg, bgs, model = batch
+    (bgs / "broken.jpg").unlink()
+    out = subprocess.run([sys.executable, "-m", "stgan_cli", "composite", str(fg), str(bgs), "--out",
+                          str(tmp_path / "out"), "-k", "0", "--ray", "local"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert all(line.startswith("stgan: ") for line in out.stderr.splitlines()), out.stderr
