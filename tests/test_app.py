@@ -170,6 +170,17 @@ def test_the_page_in_headless_chromium(served, model_dir, tmp_path):
         driver.find_element(By.ID, "bg-file").send_keys(str(bad))
         wait.until(lambda d: d.find_element(By.ID, "error").text)
         assert driver.find_element(By.ID, "error").text.startswith("broken.png:")
+        assert not driver.find_element(By.ID, "output").is_displayed()  # the old result went with the new input
+        # the width field is the command line's --scale (object width / background width)
+        driver.find_element(By.ID, "bg-file").send_keys(str(bg))
+        wait.until(lambda d: d.find_element(By.ID, "correct").is_enabled())
+        assert float(driver.find_element(By.ID, "scale").get_attribute("value")) == pytest.approx(
+            driver.execute_script("return state.scale * state.fg.w / state.bg.w"), abs=1e-4)
+        # an object without transparency and without a mask is not pasted as a rectangle
+        driver.find_element(By.ID, "fg-file").send_keys(str(write_rgb(tmp_path / "rgb.png", cutout_rgba()[..., :3])))
+        wait.until(lambda d: "no transparency" in d.find_element(By.ID, "error").text)
+        assert not driver.find_element(By.ID, "correct").is_enabled()
+        assert float(driver.find_element(By.ID, "scale").get_attribute("value")) == pytest.approx(0.4, abs=1e-3)
     finally:
         driver.quit()
 

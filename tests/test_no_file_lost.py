@@ -335,3 +335,14 @@ def test_the_page_stopped_by_sigterm_leaves_no_folder(tmp_path, model_dir):
     finally:
         proc.kill()
     assert not [p for p in temp.iterdir() if p.name.startswith("stgan-app-")]
+
+
+def test_an_object_without_transparency_gets_the_pages_words_not_a_flag(served, tmp_path):
+    port, _ = served
+    rgb = write_rgb(tmp_path / "rgb.png", cutout_rgba()[..., :3]).read_bytes()
+    status, up = raw_post(port, "/api/upload", {"Content-Length": str(len(rgb)), "X-File-Name": "rgb.png"}, rgb)
+    assert status == 200 and up["alpha"] is False
+    body = json.dumps({"bg": {"sample": "room_0.png"}, "fg": {"upload": up["id"]},
+                       "homography": [[1, 0, 10], [0, 1, 10], [0, 0, 1]]}).encode()
+    status, err = raw_post(port, "/api/composite", {"Content-Length": str(len(body))}, body)
+    assert status == 400 and "add its mask" in err["error"] and "--mask" not in err["error"], err

@@ -172,7 +172,8 @@ def _init_sidecar(request: dict, fg: Path, bg: Path, max_pixels: int) -> dict:
 
 def _public(message: str, folder: Path) -> str:
     """An error as the page shows it: without the temporary folder's paths."""
-    return re.sub(re.escape(str(folder)) + r"/(uploads|results)/[0-9a-f]{32}/", "", message)
+    message = re.sub(re.escape(str(folder)) + r"/(uploads|results)/[0-9a-f]{32}/", "", message)
+    return message.replace("or --mask", "or add its mask")  # the page has a mask field, not flags
 
 
 class Handler(BaseHTTPRequestHandler):

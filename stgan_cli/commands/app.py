@@ -29,16 +29,6 @@ def app(
 
     loaded = modelstore.open_model(model, offline).to(resolve_device(device))
     loaded.net  # noqa: B018 - load the weights now: a broken model fails here, not on the first click
-    session = Session(loaded, max_pixels)
-    try:
-        server = make_server(session, host, port)
-    except OSError as exc:
-        session.close()
-        from ..errors import StganError
-
-        raise StganError(f"{host}:{port}: cannot listen ({exc.strerror})") from None
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log(f"listening on {host}: anyone who can reach this machine can use the page")
     import signal
 
     def stop(signum, frame):  # kill, a closed terminal or a service manager: clean up as Ctrl+C does
@@ -47,11 +37,22 @@ def app(
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, stop)
-    log(f"stgan app with model {loaded.ref}: http://{host}:{server.server_address[1]}/  (Ctrl+C stops it)")
-    try:
+    session = Session(loaded, max_pixels)
+    server = None
+    try:  # from here on any stop, wherever it lands, removes the session's folder
+        try:
+            server = make_server(session, host, port)
+        except OSError as exc:
+            from ..errors import StganError
+
+            raise StganError(f"{host}:{port}: cannot listen ({exc.strerror})") from None
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log(f"listening on {host}: anyone who can reach this machine can use the page")
+        log(f"stgan app with model {loaded.ref}: http://{host}:{server.server_address[1]}/  (Ctrl+C stops it)")
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        if server is not None:
+            server.server_close()
         session.close()
