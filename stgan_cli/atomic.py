@@ -102,6 +102,17 @@ def _commit(tmp: str, path: Path, exclusive: bool) -> None:
         os.replace(tmp, path)
 
 
+def _temporary(path: Path, suffix: str) -> tuple[int, str]:
+    """An open temporary file beside ``path``, named for the writer (see :func:`clean_stale`)."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        return tempfile.mkstemp(dir=folder, prefix=_prefix(path), suffix=suffix)
+    except FileNotFoundError:
+        raise StganError(f"{folder}: the output folder does not exist") from None
+    except OSError as exc:
+        raise StganError(f"{folder}: cannot write there ({describe(exc)})") from None
+
+
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike, keep_suffix: bool = False, exclusive: bool = False):
     """Yield a temporary path next to ``path``; when the block ends without an exception the file
@@ -112,14 +123,7 @@ def replacing(path: str | os.PathLike, keep_suffix: bool = False, exclusive: boo
     the moment the file lands, so two concurrent runs never overwrite each other's outputs.
     OS errors become a :class:`StganError` naming ``path``."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    suffix = (PART + path.suffix) if keep_suffix else PART
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(path), suffix=suffix)
-    except FileNotFoundError:
-        raise StganError(f"{folder}: the output folder does not exist") from None
-    except OSError as exc:
-        raise StganError(f"{folder}: cannot write there ({describe(exc)})") from None
+    fd, tmp = _temporary(path, (PART + path.suffix) if keep_suffix else PART)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -144,13 +148,7 @@ class Together:
 
     def write_bytes(self, path: str | os.PathLike, data: bytes, exclusive: bool = False) -> None:
         path = Path(path)
-        folder = path.parent if str(path.parent) else Path(".")
-        try:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=_prefix(path), suffix=PART)
-        except FileNotFoundError:
-            raise StganError(f"{folder}: the output folder does not exist") from None
-        except OSError as exc:
-            raise StganError(f"{folder}: cannot write there ({describe(exc)})") from None
+        fd, tmp = _temporary(path, PART)
         self._staged.append((tmp, path, exclusive))
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -215,6 +215,19 @@ def test_absurd_coordinates_are_a_usage_error_without_warnings(room, tmp_path):
     assert "RuntimeWarning" not in r.stderr and len(line) < 300
 
 
+@pytest.mark.parametrize("args", [
+    ["data", "synth-indoor", "--out", "{tmp}/d", "--split", "nan"],
+    ["data", "from-photos", "--instances", "{tmp}", "--out", "{tmp}/d", "--dilate", "nan"],
+    ["eval", "indoor", "--data", "{tmp}", "--homography", "nan"],
+    ["eval", "indoor", "--data", "{tmp}", "--box-std", "nan"],
+    ["composite", "a.png", "b.png", "--out", "{tmp}/o.png", "--scale", "nan"],
+])
+def test_nan_is_refused_by_every_float_option(tmp_path, args):
+    r = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.exit_code == 2 and ("nan" in r.stderr or "Invalid value" in r.stderr), r.stderr
+    assert not (tmp_path / "d").exists()
+
+
 def test_onnx_on_a_gpu_is_a_usage_error(room, tmp_path):
     fg, bg = room
     r = run("composite", fg, bg, "--out", tmp_path / "o.png", "--engine", "onnx", "--device", "cuda:0")

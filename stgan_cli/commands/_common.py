@@ -122,6 +122,13 @@ def parse_numbers(text: str, count: int, option: str, limit: float = MAX_COORDIN
     return values
 
 
+def finite_number(value: float | None) -> float | None:
+    """A float option's callback: nan and inf are no settings (click's ranges let nan through)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def check_finite(value: float | None, option: str) -> None:
     if value is not None and not math.isfinite(value):
         raise UsageError(f"{option} {value}: must be a finite number (no nan or inf)")

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import friendly_errors, log, progress_bar
+from ._common import finite_number, friendly_errors, log, progress_bar
 
 app = typer.Typer(help="Make training data.", no_args_is_help=True, add_completion=False)
 
@@ -34,7 +34,7 @@ def synth_indoor(
     n: Annotated[int, typer.Option("--n", help="Number of samples.", min=1)],
     seed: Annotated[int, typer.Option("--seed", help="Sample i depends only on (seed, i).")] = 0,
     size: Annotated[str, typer.Option("--size", help="Image size HxW.")] = "120x160",
-    split: Annotated[float, typer.Option("--split", help="Fraction of samples in train/.", min=0.0, max=1.0)] = 0.9,
+    split: Annotated[float, typer.Option("--split", help="Fraction of samples in train/.", min=0.0, max=1.0, callback=finite_number)] = 0.9,
     workers: Annotated[int, typer.Option("--workers", help="Processes rendering in parallel.", min=1)] = 2,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset already in --out.")] = False,
     shadows: Annotated[bool, typer.Option("--shadows/--no-shadows",
@@ -81,14 +81,16 @@ def from_photos(
         "--instances", help="instances.csv (columns image, mask, category, iscrowd), or a folder of such "
                             "folders (such as the segmented/ folder of the shared real photos).")] = None,
     min_area: Annotated[float, typer.Option("--min-area", help="Skip objects smaller than this fraction of the photo.",
-                                            min=0.0, max=1.0)] = 0.02,
+                                            min=0.0, max=1.0, callback=finite_number)] = 0.02,
     max_area: Annotated[float, typer.Option("--max-area", help="Skip objects larger than this fraction of the photo.",
-                                            min=0.0, max=1.0)] = 0.8,
+                                            min=0.0, max=1.0, callback=finite_number)] = 0.8,
     categories: Annotated[Optional[str], typer.Option("--categories", help="Only these categories: a,b,c.")] = None,
     fill: Annotated[str, typer.Option("--fill", help="How the object's hole is filled: pyramid | telea | ns.")] = "pyramid",
     dilate: Annotated[float, typer.Option("--dilate", help="Hole = mask grown by this fraction of the object's "
-                                                           "box diagonal.", min=0.0, max=0.5)] = 0.03,
-    split: Annotated[float, typer.Option("--split", help="Fraction of photos in train/ (by photo).", min=0.0, max=1.0)] = 0.9,
+                                                           "box diagonal.", min=0.0, max=0.5,
+                                            callback=finite_number)] = 0.03,
+    split: Annotated[float, typer.Option("--split", help="Fraction of photos in train/ (by photo).", min=0.0, max=1.0,
+                                         callback=finite_number)] = 0.9,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
     workers: Annotated[int, typer.Option("--workers", help="Processes in parallel.", min=1)] = 2,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset already in --out.")] = False,

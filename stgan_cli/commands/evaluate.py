@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import StganError, UsageError
-from ._common import friendly_errors, log, resolve_device
+from ._common import finite_number, friendly_errors, log, resolve_device
 from .options import DeviceOpt, OfflineOpt
 
 
@@ -24,9 +24,11 @@ def evaluate(
                     "photo pair.", min=1)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluation perturbations.")] = 0,
     homography: Annotated[Optional[float], typer.Option(
-        "--homography", help="Perturbation std of every sl(3) parameter (default: the model's training value).")] = None,
+        "--homography", help="Perturbation std of every sl(3) parameter (default: the model's training value).",
+        min=0.0, callback=finite_number)] = None,
     translation: Annotated[Optional[float], typer.Option(
-        "--translation", help="Extra translation std (default: the model's training value).")] = None,
+        "--translation", help="Extra translation std (default: the model's training value).", min=0.0,
+        callback=finite_number)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="The table as Markdown (for model cards).")] = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Folder for the best/median/worst grid and a histogram.")] = None,
@@ -37,7 +39,7 @@ def evaluate(
                            "detector puts the eyes, against the landmarks' truth).")] = None,
     box_std: Annotated[float, typer.Option(
         "--box-std", help="Real photos, box protocol: std of the shift and log-scale, as a fraction of the "
-                          "object's size.", min=0.0)] = 0.12,
+                          "object's size.", min=0.0, callback=finite_number)] = 0.12,
     decoys: Annotated[bool, typer.Option(
         "--decoys", help="Real photos: a second filled hole in each background, at the mirror of the truth "
                          "about the start, so that the hole left by the object is no cue.")] = False,
