@@ -99,14 +99,14 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
 
 def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,
                      keep_images: bool = False, eyes: torch.Tensor | None = None, limits=None,
-                     iterations: int | None = None, eye_distance: torch.Tensor | None = None) -> dict:
+                     iterations: int | None = None, eye_distance: torch.Tensor | None = None, on_batch=None) -> dict:
     """Metrics of ``net`` on ``dataset[indices]`` perturbed by ``p0``: per-sample arrays, means and
     medians per iteration; with ``keep_images``, the composites of the best, median and worst samples.
     With a discriminator, ``truth_preferred`` is per iteration the fraction of scenes whose true
     placement the critic scores above that iterate (0.5: it cannot tell them apart).  ``limits``: the
     trust region (:class:`~stgan_cli.trust_region.Limits`) inference applies, or None; ``iterations``:
     how many generators run (None: all); ``eye_distance``: per index, the face's eye distance in the
-    frame, where glasses errors are measured."""
+    frame, where glasses errors are measured; ``on_batch(count)`` after each batch."""
     import numpy as np
 
     from .trust_region import TrustRegion
@@ -127,6 +127,8 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
             if disc is not None:  # the reference: how real the critic finds the true placement
                 truth = disc(geometry.composite(bg, fg)).mean(dim=(1, 2, 3))
                 per.setdefault("realism_truth", []).append(truth[None].cpu())
+            if on_batch:
+                on_batch(len(idx))
     per_sample = {k: torch.cat(v, 1).numpy() for k, v in per.items()}
     if "realism_truth" in per_sample:
         # Mean scores can hide a critic that does not know where objects belong; this asks it per scene.

@@ -143,9 +143,10 @@ def with_decoys(cases: list[Case], inits: list[np.ndarray], dilate: float = 0.03
 
 
 def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str = "cpu",
-            batch: int = 32, limits=None, iterations: int | None = None) -> list[list[np.ndarray]]:
+            batch: int = 32, limits=None, iterations: int | None = None, on_batch=None) -> list[list[np.ndarray]]:
     """Per case, ``bg_from_fg`` after 0..K generators of ``net`` (full-resolution pixels), from
-    ``inits``, through the same code as ``stgan composite`` (with its trust region ``limits``)."""
+    ``inits``, through the same code as ``stgan composite`` (with its trust region ``limits``);
+    ``on_batch(count)`` after each batch of ``count`` cases."""
     import torch
 
     from .trust_region import TrustRegion
@@ -161,6 +162,8 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
             params = torch.stack(net(bg, fg, iterations=iterations, limit=limit).params, 1).double().cpu().numpy()
         for (c, m), ps in zip(chunk, params):
             out.append([m] + [frames.bg_from_fg_pixels(p, c.size, m) for p in ps[1:]])
+        if on_batch:
+            on_batch(len(chunk))
     return out
 
 

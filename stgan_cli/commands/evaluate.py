@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import StganError, UsageError
-from ._common import finite_number, friendly_errors, log, resolve_device
+from ._common import finite_number, friendly_errors, log, progress_bar, resolve_device
 from .options import DeviceOpt, OfflineOpt
 
 
@@ -116,9 +116,12 @@ def evaluate(
     for label, loaded in zip(labels, opened):
         k = iterations if iterations is not None else loaded.config.iterations
         log(f"{loaded.ref}: {k} iterations on {len(idx)} samples of {data}")
-        result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
-                                  keep_images=report is not None, eyes=eyes, eye_distance=iod,
-                                  limits=parse_trust(trust, loaded.trust_limits()), iterations=k)
+        with progress_bar(loaded.ref) as bar:
+            task = bar.add_task(loaded.ref, total=len(idx))
+            result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
+                                      keep_images=report is not None, eyes=eyes, eye_distance=iod,
+                                      limits=parse_trust(trust, loaded.trust_limits()), iterations=k,
+                                      on_batch=lambda count: bar.advance(task, count))
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
         if "lens_error" in result["medians"]:
@@ -170,8 +173,12 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     for label, loaded in zip(labels, opened):
         net = loaded.net.to(dev)
         k = iterations if iterations is not None else loaded.config.iterations
-        homs = photo_eval.predict(net, cases, inits, loaded.config.image_size, dev,
-                                  limits=parse_trust(trust, loaded.trust_limits()), iterations=k)
+        log(f"{loaded.ref}: {k} iterations on {len(cases)} photo pairs of {data}")
+        with progress_bar(loaded.ref) as bar:
+            task = bar.add_task(loaded.ref, total=len(cases))
+            homs = photo_eval.predict(net, cases, inits, loaded.config.image_size, dev,
+                                      limits=parse_trust(trust, loaded.trust_limits()), iterations=k,
+                                      on_batch=lambda count: bar.advance(task, count))
         row = {"label": label, "model": loaded.ref, "warps": k, **photo_eval.summarise(cases, homs)}
         rows.append(row)
         if report is not None:
