@@ -47,6 +47,38 @@ def photo_table(rows: list[dict], common: dict) -> None:
     console().print(table)
 
 
+def breakdown_cells(entry: dict, label: str) -> str:
+    m = entry["models"][label]
+    return f"{m['corner_pct']:.2f} ({m['change_pct']:+.0f} %), worse {100 * m['worse_share']:.0f} %"
+
+
+def breakdown_markdown(entries: list[dict]) -> str:
+    """The same runs by object size and by source: identity's error and each model's, its change and
+    the share of pairs it leaves worse."""
+    names = list(entries[0]["models"]) if entries else []
+    lines = ["| pairs by | | n | identity, % of diagonal | " + " | ".join(names) + " |",
+             "|---" * (4 + len(names)) + "|"]
+    for e in entries:
+        kind = "object size" if e["group"] == "size" else "source"
+        lines.append(f"| {kind} | {e['label']} | {e['n']} | {e['identity']:.2f} | "
+                     + " | ".join(breakdown_cells(e, n) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def breakdown_table(entries: list[dict]) -> None:
+    from rich.table import Table
+
+    names = list(entries[0]["models"]) if entries else []
+    table = Table(title="the same runs by object size (share of the photo) and by source: "
+                        "final % of diagonal (change from the start), share made worse")
+    for col in ["pairs by", "", "n", "identity", *names]:
+        table.add_column(col, justify="right")
+    for e in entries:
+        table.add_row("object size" if e["group"] == "size" else "source", e["label"], str(e["n"]),
+                      f"{e['identity']:.2f}", *(breakdown_cells(e, n) for n in names))
+    console().print(table)
+
+
 def labels(refs: list[str]) -> list[str]:
     """Short names for a table: the folder name, with its parent where that alone is ambiguous."""
     names = [Path(r).name for r in refs]

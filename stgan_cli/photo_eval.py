@@ -24,7 +24,7 @@ true one.  Conventions are those of :mod:`stgan_cli.geometry`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -38,11 +38,23 @@ BOX_STD = 0.12  # the user's rough box: shifted and scaled by ~12 % of the objec
 WORSE_BY = 1e-3  # a case counts as made worse when the error grows by more than this fraction of the diagonal (%)
 
 
+# Rows of the breakdown (issue 33): an average over all pairs hides a bucket where a model does
+# nothing or harms.  Area share of the photo, lower bound included.
+SIZE_BUCKETS = ((0.0, 0.05, "< 5 %"), (0.05, 0.15, "5-15 %"), (0.15, 0.40, "15-40 %"), (0.40, float("inf"), "> 40 %"))
+
+
 @dataclass
 class Case:
     name: str
     bg: np.ndarray  # RGB uint8/uint16, full resolution
     cutout: compositing.Cutout  # cropped from the object canvas; the canvas is the photo's size
+    source: str = "unknown"  # where the photo came from (meta.jsonl's ``source``)
+    category: str = ""
+
+    @property
+    def area(self) -> float:
+        """The object's share of the photo (its mask's pixels over the photo's)."""
+        return float((self.cutout.rgba[..., 3] > 0.5).sum()) / (self.size[0] * self.size[1])
 
     @property
     def size(self) -> tuple[int, int]:
@@ -82,6 +94,12 @@ def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> li
         folder = folder / "test"
     folder = dataset_root(folder, None, ("backgrounds", "objects"))
     backgrounds = {p.stem: p for p in list_images(folder / "backgrounds")}
+    meta = {}
+    if (folder / "meta.jsonl").is_file():
+        for line in (folder / "meta.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                meta[row.get("name")] = row
     cases = []
     for obj in list_images(folder / "objects"):
         if obj.stem not in backgrounds:
@@ -90,7 +108,9 @@ def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> li
         pic = imageio.read_image(obj, max_pixels)
         if pic.size != bg.size:
             raise StganError(f"{obj}: is {pic.size[1]}x{pic.size[0]}, its background {bg.size[1]}x{bg.size[0]}")
-        cases.append(Case(obj.stem, compositing.as_rgb(bg.pixels), compositing.make_cutout(pic)))
+        info = meta.get(obj.stem, {})
+        cases.append(Case(obj.stem, compositing.as_rgb(bg.pixels), compositing.make_cutout(pic),
+                          source=str(info.get("source") or "unknown"), category=str(info.get("category") or "")))
     if not cases:
         raise StganError(f"{folder}: no pairs to evaluate")
     return cases
@@ -138,7 +158,7 @@ def with_decoys(cases: list[Case], inits: list[np.ndarray], dilate: float = 0.03
             continue
         r = max(2, int(round(dilate * np.hypot(*alpha.shape))))
         hole = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
-        out.append(Case(c.name, pyramid_fill(c.bg, hole), c.cutout))
+        out.append(replace(c, bg=pyramid_fill(c.bg, hole)))
     return out
 
 
@@ -207,6 +227,42 @@ def summarise(cases: list[Case], homs: list[list[np.ndarray]]) -> dict:
         "worse_share": round(float((final > start + WORSE_BY).mean()), 4),
         "per_case_pct": arr["corner_pct"],
     }
+
+
+def source_family(source: str) -> str:
+    """The row a photo's source reports under: the three COCO samplings of ``../shared`` are one
+    kind of photo (COCO 2017), told apart only by who sampled them; the furniture set is the other."""
+    name = source.lower()
+    if name.startswith("coco"):
+        return "COCO photos"
+    return "furniture photos" if name.startswith("furniture") else source
+
+
+def groups(cases: list[Case]) -> list[tuple[str, str, np.ndarray]]:
+    """``(kind, label, indices)`` for each object-size bucket and each source family with pairs."""
+    area = np.array([c.area for c in cases])
+    out = [("size", label, np.flatnonzero((area >= lo) & (area < hi))) for lo, hi, label in SIZE_BUCKETS]
+    families = [source_family(c.source) for c in cases]
+    out += [("source", f, np.flatnonzero(np.array(families) == f)) for f in sorted(set(families))]
+    return [g for g in out if len(g[2])]
+
+
+def breakdown(cases: list[Case], rows: list[dict]) -> list[dict]:
+    """Per group of :func:`groups`: its pairs, the start's mean error (% of the diagonal) and, per
+    model row of :func:`summarise` (all from the same starts), its mean, change and share made worse."""
+    out = []
+    for kind, label, idx in groups(cases):
+        start = rows[0]["per_case_pct"][idx, 0]
+        entry = {"group": kind, "label": label, "n": int(len(idx)), "identity": round(float(start.mean()), 4),
+                 "models": {}}
+        for r in rows[1:]:
+            final = r["per_case_pct"][idx, -1]
+            entry["models"][r["label"]] = {
+                "corner_pct": round(float(final.mean()), 4),
+                "change_pct": round(float(100 * (final.mean() / max(start.mean(), 1e-12) - 1)), 1),
+                "worse_share": round(float((final > start + WORSE_BY).mean()), 4)}
+        out.append(entry)
+    return out
 
 
 # --- report ----------------------------------------------------------------------------------------

@@ -190,12 +190,14 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
               "box_std": box_std if protocol == "box" else None,
               "perturbation": {"homography": sl3[0], "translation": sl3[1]} if protocol == "sl3" else None}
     public = [{k: v for k, v in r.items() if k != "per_case_pct"} for r in rows]
+    by_group = photo_eval.breakdown(cases, rows)
     if as_json:
-        print(json.dumps({**common, "models": public}))
+        print(json.dumps({**common, "models": public, "by_group": by_group}))
     elif markdown:
-        print(eval_report.photo_markdown(public))
+        print(eval_report.photo_markdown(public) + "\n\n" + eval_report.breakdown_markdown(by_group))
     else:
         eval_report.photo_table(public, common)
+        eval_report.breakdown_table(by_group)
 
 
 def _detector_starts(ds, data: Path, size, n: int):

@@ -260,6 +260,14 @@ def test_eval_on_a_real_pair_folder(shots, tmp_path, model_dir):
     ident, model = res["models"]
     assert ident["corner_pct"][0] == model["corner_pct"][0] > 0  # the same starts
     assert len(model["corner_pct"]) == 3 and 0 <= model["worse_share"] <= 1
+    # the same runs by object size and by source: both ellipses cover 5-15 % of their photos
+    sizes = [g for g in res["by_group"] if g["group"] == "size"]
+    assert [(g["label"], g["n"]) for g in sizes] == [("5-15 %", 2)]
+    assert sizes[0]["identity"] == pytest.approx(ident["corner_pct"][0], abs=1e-3)
+    assert sizes[0]["models"]["rand"]["corner_pct"] == pytest.approx(model["corner_pct"][-1], abs=1e-3)
+    assert sum(g["n"] for g in res["by_group"] if g["group"] == "source") == 2
+    r = run("eval", model_dir, "--data", out / "test", "--markdown", "--decoys")
+    assert r.exit_code == 0 and "| object size | 5-15 % | 2 |" in r.stdout
     r = run("eval", model_dir, "--data", out, "--json", "--protocol", "truth")
     ident, model = json.loads(r.stdout)["models"]
     assert ident["corner_px"] == [0.0] and model["corner_px"][0] == 0.0 and model["corner_px"][-1] > 0
@@ -304,3 +312,26 @@ def test_from_photos_on_a_real_folder(tmp_path):
     assert s["pairs"]["train"] > 20 and s["pairs"]["test"] > 3 and s["skipped"]["cut by the photo's border"] > 0
     cases = photo_eval.load_cases(tmp_path / "ds")
     assert len(cases) == s["pairs"]["test"] and max(c.size[1] for c in cases) >= 480  # full resolution
+
+
+def test_breakdown_rows_are_their_subsets_of_the_same_runs():
+    from stgan_cli import compositing
+    from stgan_cli.photo_eval import Case, breakdown
+
+    def case(area, source):
+        side = int(round(100 * area ** 0.5))
+        rgba = np.zeros((100, 100, 4), np.uint8)
+        rgba[:side, :side] = 255
+        return Case(f"c{area}", np.zeros((100, 100, 3), np.uint8),
+                    compositing.make_cutout(imageio.Picture(rgba, None, "png", "x.png")), source=source)
+
+    cases = [case(0.04, "coco_tiny"), case(0.09, "coco_mini"), case(0.25, "furniture_seg"), case(0.64, "furniture_seg")]
+    start = np.array([[2.0], [4.0], [8.0], [10.0]])
+    rows = [{"label": "identity", "per_case_pct": start},
+            {"label": "m", "per_case_pct": np.hstack([start, [[3.0], [2.0], [4.0], [10.0]]])}]
+    got = {(e["group"], e["label"]): e for e in breakdown(cases, rows)}
+    assert [k[1] for k in got] == ["< 5 %", "5-15 %", "15-40 %", "> 40 %", "COCO photos", "furniture photos"]
+    coco = got[("source", "COCO photos")]
+    assert coco["n"] == 2 and coco["identity"] == 3.0 and coco["models"]["m"]["corner_pct"] == 2.5
+    assert coco["models"]["m"]["worse_share"] == 0.5 and coco["models"]["m"]["change_pct"] == pytest.approx(-16.7)
+    assert got[("size", "> 40 %")]["models"]["m"]["worse_share"] == 0.0
