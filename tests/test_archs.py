@@ -67,7 +67,7 @@ def test_corner_update_gradients():
     assert torch.autograd.gradcheck(lambda o: refiner.corner_update(o, center, half, jinv), (offsets,))
 
 
-REFINERS = ["refiner", "refiner-global", "refiner-crop"]
+REFINERS = ["refiner", "refiner-global", "refiner-crop", "refiner-lite", "refiner-lite-frozen"]
 
 
 @pytest.mark.parametrize("arch", REFINERS)

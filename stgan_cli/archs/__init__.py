@@ -41,4 +41,4 @@ def build(name: str, warps: int, image_size):
 
 
 def _load_builtin() -> None:
-    from . import crop, paper, refiner  # noqa: F401  (registration is their import's side effect)
+    from . import crop, lite, paper, refiner  # noqa: F401  (registration is their import's side effect)

