@@ -101,6 +101,8 @@ class OptimSection:
     # The hinge's weight rises linearly from 0 over this fraction of pre-training: a model held to
     # "never worse" from its first step settles on correcting nothing, and learns to correct slowly.
     harm_warmup: float = 0.0
+    # A pretrained backbone's parameters (model.arch refiner-lite) learn at this fraction of the rate.
+    backbone_lr_scale: float = 0.1
     lr_g: float = 1e-6
     lr_d: float = 1e-4
     lr_end_to_end: float | None = None  # None: lr_g

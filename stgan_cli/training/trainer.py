@@ -65,9 +65,16 @@ class Trainer:
     def _g_optimizer(self, modules, lr):
         o = self.cfg.optim
         params = [p for m in modules for p in m.parameters()]
+        # A pretrained backbone learns at optim.backbone_lr_scale of the rate: its ImageNet features
+        # are what it brings, and the full rate of a head trained from scratch would wash them out.
+        backbone = {id(p) for m in modules for name, p in m.named_parameters() if name.startswith("backbone.")}
+        groups = [{"params": [p for p in params if id(p) not in backbone], "lr_scale": 1.0}]
+        if backbone:
+            groups.append({"params": [p for p in params if id(p) in backbone], "lr_scale": o.backbone_lr_scale})
+        groups = [g for g in groups if g["params"]]
         if o.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
-        return self._adam(params, lr)
+            return torch.optim.AdamW(groups, lr=lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(o.betas))
 
     def _autocast(self):
         """bf16 autocast of the generators' supervised steps (``run.precision``), else nothing."""
@@ -129,7 +136,7 @@ class Trainer:
         lr_g, lr_d = stages.learning_rates(stage, self.step, self.cfg.optim)
         for opt, lr in ((self.opt_g, lr_g), (self.opt_d, lr_d)):
             for group in opt.param_groups if opt is not None else ():
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
         self.net.train()
         t0 = time.perf_counter()
         if stage.name == "pretrain":
