@@ -109,3 +109,21 @@ def test_a_refiner_run_with_flips_and_the_hinge_trains(rooms, tmp_path):
     a, b = runs["plain"], runs["hinge"]
     assert all(torch.isfinite(v.float()).all() for v in b.values())
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_pretrained_backbone_gets_its_own_share_of_the_rate():
+    from types import SimpleNamespace
+
+    from stgan_cli import archs
+    from stgan_cli.training.trainer import Trainer
+
+    cfg = C.load(SMOKE, ["optim.optimizer=adamw", "optim.backbone_lr_scale=0.25"])
+    host = SimpleNamespace(cfg=cfg, _adam=None)
+    lite = archs.build("refiner-lite", 3, (120, 160))
+    opt = Trainer._g_optimizer(host, [lite.block], 1e-3)
+    scales = sorted(g["lr_scale"] for g in opt.param_groups)
+    assert scales == [0.25, 1.0]
+    backbone = next(g for g in opt.param_groups if g["lr_scale"] == 0.25)
+    assert sum(p.numel() for p in backbone["params"]) == sum(p.numel() for p in lite.block.backbone.parameters())
+    crop = archs.build("refiner-crop", 3, (120, 160))
+    assert [g["lr_scale"] for g in Trainer._g_optimizer(host, [crop.block], 1e-3).param_groups] == [1.0]
