@@ -46,10 +46,15 @@ def list_images(folder: Path, passed_over: list[str] | None = None) -> list[Path
         if p.is_file():
             files.append(p)
         elif passed_over is not None and not p.is_dir():
-            what = "a link to nothing" if p.is_symlink() and not p.exists() else \
-                "a named pipe" if p.is_fifo() else "not a regular file"
-            passed_over.append(f"{p}: {what}; skipped")
+            passed_over.append(passed_over_line(p))
     return files
+
+
+def passed_over_line(p: Path) -> str:
+    """What a batch says of an entry named like an image that is no file it can read."""
+    what = "a link to nothing" if p.is_symlink() and not p.exists() else \
+        "a named pipe" if p.is_fifo() else "not a regular file"
+    return f"{p}: {what}; skipped"
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StganError, UsageError
-from .imageio import IMAGE_SUFFIXES, list_images
+from .imageio import IMAGE_SUFFIXES, list_images, passed_over_line
 
 
 @dataclass
@@ -32,8 +32,7 @@ def expand(arg: str, role: str, warnings: list[str] | None = None) -> tuple[list
         matches = sorted(Path(p) for p in glob.glob(arg))
         files = [p for p in matches if p.is_file()]
         if warnings is not None:
-            warnings += [f"{p}: not a regular file (a named pipe, device or link to nothing); skipped"
-                         for p in matches if not p.is_file() and not p.is_dir()]
+            warnings += [passed_over_line(p) for p in matches if not p.is_file() and not p.is_dir()]
         if not files:
             raise StganError(f"{arg}: the pattern matches no {role} files")
         return files, True
@@ -117,7 +116,12 @@ def _inode(path: Path):
 _FLAGS = {"the mask": "--save-mask", "the warp file": "--save-warp", "a step picture": "--steps"}
 
 
-def check_outputs(items: list[Item], written=None, init: Path | None = None) -> None:
+def image_only(it: Item) -> list[tuple[str, Path]]:
+    """What an item writes when nothing but the image is asked for."""
+    return [("the composite", it.out)]
+
+
+def check_outputs(items: list[Item], written=image_only, init: Path | None = None) -> None:
     """Refuse, before any work, a plan that would lose a file.
 
     ``written(item)`` lists every file an item writes as ``(what, path)`` pairs, the image first
@@ -127,7 +131,6 @@ def check_outputs(items: list[Item], written=None, init: Path | None = None) -> 
     ``init``), under any name (links included), and none may be a folder, pipe or device."""
     from . import atomic
 
-    written = written or (lambda it: [("the composite", it.out)])
     sources: dict[Path, tuple[str, Path]] = {}
     nodes: dict = {}
     roles = [("background", lambda it: it.bg), ("foreground", lambda it: it.fg), ("mask", lambda it: it.mask)]
@@ -187,7 +190,8 @@ def shard(items: list[Item], k: int, n: int) -> list[Item]:
     return sorted(items, key=lambda it: str(it.out))[k::n]
 
 
-def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, skip_existing: bool, written=None):
+def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, skip_existing: bool,
+                  written=image_only):
     """Make ready to write: the output folder (a batch's, created), temporary files a killed run left
     there removed, each output's format known.  Outputs that exist already are replaced for a single
     composite; in a batch they are an error unless ``overwrite`` or ``skip_existing`` says otherwise
@@ -206,7 +210,6 @@ def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, ski
         imageio.output_format(item.out)
     if not batch or overwrite:
         return items, []
-    written = written or (lambda it: [("the composite", it.out)])
     there = {id(it): next((p for _, p in written(it) if p.exists()), None) for it in items}
     existing = [it for it in items if there[id(it)] is not None]
     if existing and not skip_existing:

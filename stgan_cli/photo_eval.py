@@ -86,7 +86,7 @@ def is_photo_dataset(folder: Path) -> bool:
 
 def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> list[Case]:
     """Every pair of a ``from-photos`` split (``test/`` when given the dataset's root)."""
-    from .data.datasets import dataset_root
+    from .data.datasets import dataset_root, read_meta
     from .imageio import list_images
 
     folder = Path(folder)
@@ -94,12 +94,7 @@ def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> li
         folder = folder / "test"
     folder = dataset_root(folder, None, ("backgrounds", "objects"))
     backgrounds = {p.stem: p for p in list_images(folder / "backgrounds")}
-    meta = {}
-    if (folder / "meta.jsonl").is_file():
-        for line in (folder / "meta.jsonl").read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                meta[row.get("name")] = row
+    meta = read_meta(folder)
     cases = []
     for obj in list_images(folder / "objects"):
         if obj.stem not in backgrounds:

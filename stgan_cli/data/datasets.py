@@ -125,6 +125,16 @@ def cached(folder: Path, name: str, files: list[Path], size, build):
     return arrays
 
 
+
+def read_meta(folder: Path) -> dict[str, dict]:
+    """``meta.jsonl`` of a dataset folder (glasses crops, pairs from photos) by sample name; empty for
+    folders written before it existed."""
+    path = Path(folder) / "meta.jsonl"
+    if not path.is_file():
+        return {}
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {r["name"]: r for r in rows}
+
 @dataclass
 class PairedDataset:
     """Backgrounds and objects at their true pose: ``bg`` (N, H, W, 3), ``fg`` (N, H, W, 4) premultiplied."""

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import compositing, faces, imageio
 from ..errors import StganError
+from .datasets import read_meta  # noqa: F401  (callers read a glasses folder's meta from here)
 
 
 def _aligned(rgb: np.ndarray, face: faces.Face, size, rng, augment: bool) -> np.ndarray:
@@ -198,10 +199,3 @@ def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies:
     return counts
 
 
-def read_meta(folder: Path) -> dict[str, dict]:
-    """``meta.jsonl`` of a glasses folder by crop name; empty for folders written before it existed."""
-    path = Path(folder) / "meta.jsonl"
-    if not path.is_file():
-        return {}
-    rows = (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-    return {r["name"]: r for r in rows}
