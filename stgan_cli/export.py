@@ -66,10 +66,12 @@ class Predictor(nn.Module):
         super().__init__()
         self.generators, self.iterations = net.generators, iterations
 
-    def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor):
+    def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor, bg_detail: torch.Tensor | None = None,
+                fg_detail: torch.Tensor | None = None):
         from . import nets
 
-        pred = nets.iterate(self.generators, bg, fg, p0, self.iterations, expm=expm_series)
+        detail = None if bg_detail is None else (bg_detail, fg_detail)
+        pred = nets.iterate(self.generators, bg, fg, p0, self.iterations, expm=expm_series, detail=detail)
         return torch.stack(pred.params, 1), expm_series(geometry.sl3_matrix(pred.params[-1]))
 
 
@@ -82,9 +84,11 @@ class Step(nn.Module):
         super().__init__()
         self.generators, self.index = net.generators, index
 
-    def forward(self, bg: torch.Tensor, fg: torch.Tensor, p: torch.Tensor):
+    def forward(self, bg: torch.Tensor, fg: torch.Tensor, p: torch.Tensor, bg_detail: torch.Tensor | None = None,
+                fg_detail: torch.Tensor | None = None):
         warped = geometry.warp_image(fg, expm_series(geometry.sl3_matrix(p)))
-        return self.generators.update(self.index, bg, fg, warped, p, expm_series)
+        detail = None if bg_detail is None else (bg_detail, fg_detail)
+        return self.generators.update(self.index, bg, fg, warped, p, expm_series, detail)
 
 
 def distinct_updates(generators) -> int:
@@ -92,21 +96,23 @@ def distinct_updates(generators) -> int:
     return generators.iterations if getattr(generators, "sequential_stages", True) else 1
 
 
-def reference(net, bg, fg, p0, iterations: int | None = None, limits=None):
+def reference(net, bg, fg, p0, *detail, iterations: int | None = None, limits=None):
     """The PyTorch model's answer (exact matrix exponential) in the exports' output layout, with the
-    trust region ``limits`` (:class:`~stgan_cli.trust_region.Limits`) or none."""
+    trust region ``limits`` (:class:`~stgan_cli.trust_region.Limits`) or none; ``detail``: the
+    background and canvas at the model's detail resolution, for a model that reads them."""
     from .trust_region import TrustRegion
 
     limit = TrustRegion(limits, tuple(bg.shape[-2:])) if limits is not None else None
     with torch.no_grad():
-        pred = net(bg, fg, p0, iterations=iterations, limit=limit)
+        pred = net(bg, fg, p0, iterations=iterations, limit=limit, detail=tuple(detail) or None)
     params = torch.stack(pred.params, 1)
     return params, geometry.warp_matrix(params[:, -1])
 
 
-def example_inputs(size, batch: int = 3, seed: int = 0):
+def example_inputs(size, batch: int = 3, seed: int = 0, detail: int = 0):
     """Realistic inputs at ``size=(H, W)``: generated rooms, each with its piece of furniture as the
-    premultiplied foreground canvas, and initial parameters perturbed like the paper's (std 0.05).
+    premultiplied foreground canvas, and initial parameters perturbed like the paper's (std 0.05);
+    with ``detail``, the background and canvas again at ``detail`` times the size (upsampled).
 
     Random noise is not realistic: it drives the generators far outside what they were trained on,
     where float32 differences grow into changes of the predicted warp that no real input shows."""
@@ -119,7 +125,16 @@ def example_inputs(size, batch: int = 3, seed: int = 0):
         fg = torch.from_numpy(obj).permute(2, 0, 1).float() / 255
         fgs.append(torch.cat([fg[:3] * fg[3:], fg[3:]]))
     p0 = torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed)) * 0.05
-    return torch.stack(bgs), torch.stack(fgs), p0
+    bg, fg = torch.stack(bgs), torch.stack(fgs)
+    if not detail:
+        return bg, fg, p0
+    up = lambda t: torch.nn.functional.interpolate(t, scale_factor=detail, mode="bilinear", align_corners=False)  # noqa: E731
+    return bg, fg, p0, up(bg), up(fg)
+
+
+def input_names(config, first=("bg", "fg", "p0")) -> tuple[str, ...]:
+    """The graph inputs of an export of a model with ``config``."""
+    return tuple(first) + (("bg_detail", "fg_detail") if config.detail else ())
 
 
 def object_corners(fg: torch.Tensor) -> torch.Tensor:
@@ -280,14 +295,15 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
     net = model.net.float().eval()
     k = model.config.iterations
     pred = Predictor(net, k).eval()
-    inputs = example_inputs(model.config.image_size)
+    inputs = example_inputs(model.config.image_size, detail=model.config.detail)
+    names = input_names(model.config)
 
     def write(path: Path):
-        _onnx_export(pred, inputs, path, ("bg", "fg", "p0"), ("params", "warp"), opset)
+        _onnx_export(pred, inputs, path, names, ("params", "warp"), opset)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        other = example_inputs(model.config.image_size, batch=5, seed=1)  # another batch size too
+        other = example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)  # another batch size too
         for sample in (inputs, other):
-            got = session.run(None, {k: v.numpy() for k, v in zip(("bg", "fg", "p0"), sample)})
+            got = session.run(None, {k: v.numpy() for k, v in zip(names, sample)})
             result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
                 "onnx", got, reference(net, *sample, iterations=k), sample, model.config.image_size, out))
 
@@ -311,7 +327,7 @@ def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> 
     net = model.net.float().eval()
     count = distinct_updates(net.generators)
     paths = [onnx_engine.step_path(out, i) for i in range(count)]
-    inputs = example_inputs(model.config.image_size)
+    inputs = example_inputs(model.config.image_size, detail=model.config.detail)
     result: dict = {"format": "engine", "path": str(out), "opset": opset, "graphs": len(paths)}
     marks = onnx_engine.stamp(model.path, model.config)
     written = []
@@ -321,7 +337,7 @@ def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> 
             say(f"graph {i + 1} of {count}: tracing generator {i + 1} into {path.name}")
 
             def write(tmp: Path, i=i):
-                _onnx_export(Step(net, i).eval(), inputs, tmp, ("bg", "fg", "p"), ("dp",), opset)
+                _onnx_export(Step(net, i).eval(), inputs, tmp, input_names(model.config, ("bg", "fg", "p")), ("dp",), opset)
                 graph = onnx.load(str(tmp))
                 for key, value in {**marks, "stgan.step": str(i + 1), "stgan.steps": str(count)}.items():
                     graph.metadata_props.add(key=key, value=value)
@@ -333,9 +349,11 @@ def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> 
             "trust region")
         engine = onnx_engine.OnnxEngine(out, model.path, model.config)
         limits = model.trust_limits()
-        for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1)):
+        for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)):
+            detail = tuple(t.numpy() for t in sample[3:]) or None
             for trust in (None, limits):
-                got = engine.predict(sample[0].numpy(), sample[1].numpy(), model.config.warps, trust, sample[2].numpy())
+                got = engine.predict(sample[0].numpy(), sample[1].numpy(), model.config.warps, trust, sample[2].numpy(),
+                                     detail)
                 expected = reference(net, *sample, iterations=model.config.warps, limits=trust)
                 result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
                     "engine", (got.params, expm_series(geometry.sl3_matrix(torch.from_numpy(got.params[:, -1])))),
@@ -351,15 +369,15 @@ def export_pt2(model, out: Path) -> dict:
     net = model.net.float().eval()
     k = model.config.iterations
     pred = Predictor(net, k).eval()
-    inputs = example_inputs(model.config.image_size)
+    inputs = example_inputs(model.config.image_size, detail=model.config.detail)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(pred, inputs, dynamic_shapes={"bg": {0: batch}, "fg": {0: batch}, "p0": {0: batch}})
+    program = torch.export.export(pred, inputs, dynamic_shapes={name: {0: batch} for name in input_names(model.config)})
     result: dict = {"format": "pt2", "path": str(out)}
 
     def write(path: Path):
         torch.export.save(program, str(path))
         loaded = torch.export.load(str(path)).module()
-        for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1)):
+        for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)):
             with torch.no_grad():
                 got = loaded(*sample)
             result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(

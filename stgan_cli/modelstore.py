@@ -69,6 +69,9 @@ class ModelConfig:
     # Inference limits on what a correction may do to the object (stgan_cli.trust_region); None:
     # derived from the training perturbation in provenance.
     trust_region: dict | None = None
+    # The object's window is read from the photo at this many times the frame's size (crop and lite
+    # refiners; 0: from the frame itself).  Small objects then get the window's pixels too.
+    detail: int = 0
     provenance: dict = field(default_factory=dict)
 
     @classmethod
@@ -112,6 +115,8 @@ class ModelConfig:
             raise bad("image_size", "two whole numbers >= 32 (height, width)")
         if not (_whole(data.get("warps", 5)) and data.get("warps", 5) >= 1):
             raise bad("warps", "a whole number >= 1")
+        if not (_whole(data.get("detail", 0)) and 0 <= data.get("detail", 0) <= 8):
+            raise bad("detail", "a whole number from 0 to 8 (0: the window is read from the frame)")
         k = data.get("default_iterations")
         if k is not None and not (_whole(k) and 1 <= k <= data.get("warps", 5)):
             raise bad("default_iterations", f"a whole number from 1 to warps ({data.get('warps', 5)}), or null")
@@ -130,6 +135,11 @@ class ModelConfig:
     def iterations(self) -> int:
         """The generators a model runs by default."""
         return self.default_iterations or self.warps
+
+    @property
+    def detail_size(self) -> tuple[int, int] | None:
+        """(height, width) the object's window is read from, or None (the frame)."""
+        return (self.image_size[0] * self.detail, self.image_size[1] * self.detail) if self.detail else None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

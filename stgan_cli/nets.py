@@ -64,13 +64,15 @@ class STGAN(nn.Module):
         return self.generators.iterations
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
-                iterations: int | None = None, limit=None, expm=None, train_from: int | None = None) -> Prediction:
+                iterations: int | None = None, limit=None, expm=None, train_from: int | None = None,
+                detail=None) -> Prediction:
         """:func:`iterate` with this model's generators."""
-        return iterate(self.generators, bg, fg, p0, iterations, limit, expm, train_from)
+        return iterate(self.generators, bg, fg, p0, iterations, limit, expm, train_from, detail)
 
 
 def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
-            iterations: int | None = None, limit=None, expm=None, train_from: int | None = None) -> Prediction:
+            iterations: int | None = None, limit=None, expm=None, train_from: int | None = None,
+            detail=None) -> Prediction:
     """The project's one iterative loop (inference, evaluation, training and export): ``iterations``
     updates of ``generators`` (all by default) on ``bg`` (B, 3, H, W) and the premultiplied
     foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
@@ -78,7 +80,8 @@ def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | N
     ``limit`` (a :class:`~stgan_cli.trust_region.TrustRegion`, inference only) shortens any update
     that would take the object outside it.  ``expm``: the matrix exponential (default
     ``torch.linalg.matrix_exp``; exports pass a series).  Training: updates before ``train_from``
-    (1-based) run without gradients."""
+    (1-based) run without gradients.  ``detail``: ``(bg, fg)`` of the same frame at a higher
+    resolution, where the object's window is read from (``model.detail``; None: from the frame)."""
     n = generators.iterations if iterations is None else iterations
     if not 0 <= n <= generators.iterations:
         raise ValueError(f"iterations must be in 0..{generators.iterations}, got {n}")
@@ -90,7 +93,7 @@ def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | N
         limit.start(fg, p)
     for i in range(n):
         with torch.set_grad_enabled(torch.is_grad_enabled() and (train_from is None or i + 1 >= train_from)):
-            dp = generators.update(i, bg, fg, warped[-1], p, expm)
+            dp = generators.update(i, bg, fg, warped[-1], p, expm, detail)
             p = geometry.compose(p, dp) if limit is None else limit(p, dp)
         params.append(p)
         warped.append(warp(p))

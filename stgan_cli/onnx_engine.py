@@ -111,10 +111,11 @@ class OnnxEngine:
         return session
 
     def predict(self, bg: np.ndarray, fg: np.ndarray, iterations: int, limits=None,
-                p0: np.ndarray | None = None) -> Run:
+                p0: np.ndarray | None = None, detail=None) -> Run:
         """``iterations`` updates on ``bg`` (B, 3, H, W) and the premultiplied canvas ``fg``
         (B, 4, H, W), float32 in [0, 1], from ``p0`` (B, 8; zeros), with the trust region ``limits``
-        (:class:`~stgan_cli.trust_region.Limits`) or none."""
+        (:class:`~stgan_cli.trust_region.Limits`) or none.  ``detail``: the two again at the
+        model's detail resolution (``model.detail``; needed then)."""
         from .trust_region import TrustRegion
 
         bg = np.ascontiguousarray(bg, np.float32)
@@ -124,9 +125,16 @@ class OnnxEngine:
         if limit is not None:
             limit.start(fg, p)
         params = [p]
+        feed = {"bg": bg, "fg": fg}
+        if self.config.detail:
+            if detail is None:
+                raise StganError(f"{self.graph}: the model reads its window at {self.config.detail}x the frame; "
+                                 "pass the inputs at that resolution too")
+            feed.update(bg_detail=np.ascontiguousarray(detail[0], np.float32),
+                        fg_detail=np.ascontiguousarray(detail[1], np.float32))
         for i in range(iterations):
             session = self._open(min(i, self.count - 1))  # a shared block has one graph
-            (dp,) = session.run(None, {"bg": bg, "fg": fg, "p": p})
+            (dp,) = session.run(None, {**feed, "p": p})
             p = p + dp if limit is None else limit(p, dp).astype(np.float32)
             params.append(p)
         clamped = limit.clamped if limit is not None else np.zeros(bg.shape[0], bool)
@@ -143,7 +151,7 @@ class TorchEngine:
         model.net  # noqa: B018 - loads the weights now
 
     def predict(self, bg: np.ndarray, fg: np.ndarray, iterations: int, limits=None,
-                p0: np.ndarray | None = None) -> Run:
+                p0: np.ndarray | None = None, detail=None) -> Run:
         import torch
 
         from .trust_region import TrustRegion
@@ -151,8 +159,10 @@ class TorchEngine:
         limit = TrustRegion(limits, self.model.config.image_size) if limits is not None else None
         start = None if p0 is None else torch.from_numpy(np.asarray(p0, np.float32)).to(self.device)
         with torch.inference_mode():
+            tensors = None if detail is None else tuple(torch.from_numpy(np.asarray(t, np.float32)).to(self.device)
+                                                        for t in detail)
             pred = self.model.net(torch.from_numpy(bg).to(self.device), torch.from_numpy(fg).to(self.device),
-                                  start, iterations=iterations, limit=limit)
+                                  start, iterations=iterations, limit=limit, detail=tensors)
         params = torch.stack(pred.params, 1).double().cpu().numpy()
         clamped = limit.clamped if limit is not None else np.zeros(bg.shape[0], bool)
         return Run(params, clamped, limit.resolved if limit is not None else None)

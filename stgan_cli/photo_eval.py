@@ -158,10 +158,12 @@ def with_decoys(cases: list[Case], inits: list[np.ndarray], dilate: float = 0.03
 
 
 def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str = "cpu",
-            batch: int = 32, limits=None, iterations: int | None = None, on_batch=None) -> list[list[np.ndarray]]:
+            batch: int = 32, limits=None, iterations: int | None = None, on_batch=None,
+            detail_size=None) -> list[list[np.ndarray]]:
     """Per case, ``bg_from_fg`` after 0..K generators of ``net`` (full-resolution pixels), from
-    ``inits``, through the same code as ``stgan composite`` (with its trust region ``limits``);
-    ``on_batch(count)`` after each batch of ``count`` cases."""
+    ``inits``, through the same code as ``stgan composite`` (with its trust region ``limits``, and
+    the window read at ``detail_size`` for a model with ``model.detail``); ``on_batch(count)`` after
+    each batch of ``count`` cases."""
     import torch
 
     from .trust_region import TrustRegion
@@ -172,9 +174,15 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
         lows = [compositing.lowres_inputs(c.bg, c.cutout, m, size) for c, m in chunk]
         bg = torch.from_numpy(np.stack([b for b, _ in lows])).permute(0, 3, 1, 2).to(device)
         fg = torch.from_numpy(np.stack([f for _, f in lows])).permute(0, 3, 1, 2).to(device)
+        detail = None
+        if detail_size:
+            highs = [compositing.lowres_inputs(c.bg, c.cutout, m, detail_size) for c, m in chunk]
+            detail = tuple(torch.from_numpy(np.stack([h[k] for h in highs])).permute(0, 3, 1, 2).to(device)
+                           for k in (0, 1))
         with torch.inference_mode():
             limit = TrustRegion(limits, size) if limits is not None else None
-            params = torch.stack(net(bg, fg, iterations=iterations, limit=limit).params, 1).double().cpu().numpy()
+            params = torch.stack(net(bg, fg, iterations=iterations, limit=limit, detail=detail).params,
+                                 1).double().cpu().numpy()
         for (c, m), ps in zip(chunk, params):
             out.append([m] + [frames.bg_from_fg_pixels(p, c.size, m) for p in ps[1:]])
         if on_batch:

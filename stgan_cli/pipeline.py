@@ -168,6 +168,9 @@ class Compositor:
             if self.iterations > 0:
                 slots[0].bg_low, slots[0].fg_low = compositing.lowres_inputs(
                     bg.pixels[..., :3], cutout, slots[0].frame_from_fg, self.model.config.image_size)
+                if self.model.config.detail:  # the window's source: the photo at the detail resolution
+                    slots[0].bg_detail, slots[0].fg_detail = compositing.lowres_inputs(
+                        bg.pixels[..., :3], cutout, slots[0].frame_from_fg, self.model.config.detail_size)
         prep = Prepared(item, bg, cutout, slots, timings={"load": t1 - t0}, notes=notes)
         prep.timings["lowres"] = time.perf_counter() - t1
         return prep
@@ -181,7 +184,11 @@ class Compositor:
         slots = [s for p in batch for s in p.slots]
         bg = np.ascontiguousarray(np.stack([s.bg_low for s in slots]).transpose(0, 3, 1, 2))
         fg = np.ascontiguousarray(np.stack([s.fg_low for s in slots]).transpose(0, 3, 1, 2))
-        run = self.engine.predict(bg, fg, self.iterations, self.trust)
+        detail = None
+        if self.model.config.detail:
+            pairs = [s.detail_inputs(self.model.config.detail_size) for s in slots]
+            detail = tuple(np.ascontiguousarray(np.stack([d[k] for d in pairs]).transpose(0, 3, 1, 2)) for k in (0, 1))
+        run = self.engine.predict(bg, fg, self.iterations, self.trust, detail=detail)
         params, clamped = run.params, run.clamped
         dt = (time.perf_counter() - t0) / len(batch)
         out, at = [], 0

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import compositing, frames, imageio
@@ -28,6 +29,17 @@ class Slot:
     bg_low: np.ndarray | None = None
     fg_low: np.ndarray | None = None
     face: dict | None = None
+    # the same two at the model's detail resolution (model.detail), where its window is read
+    bg_detail: np.ndarray | None = None
+    fg_detail: np.ndarray | None = None
+
+    def detail_inputs(self, size) -> tuple[np.ndarray, np.ndarray]:
+        """``bg_detail`` and ``fg_detail``, or the frame's two upsampled to ``size`` when the slot has
+        none (a face's frame, made at the frame's size)."""
+        if self.bg_detail is not None:
+            return self.bg_detail, self.fg_detail
+        up = lambda a: cv2.resize(a, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+        return up(self.bg_low), up(self.fg_low)
 
     def initial(self) -> np.ndarray:
         """``bg_from_fg`` (background pixels) of the cut-out as first placed."""

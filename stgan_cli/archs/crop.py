@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import register
-from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax, window
+from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax, detail_window
 
 CROP, CONTEXT = 64, 1.75  # window: pixels a side, and the box grown this much about its centre
 GLOBAL_POOL = 4  # the whole frame's view: the input averaged over 4x4 pixels
@@ -29,7 +29,9 @@ MAX_MOVE = 1.0
 
 
 class CropBlock(nn.Module):
-    """``(bg, warped fg, current corners) -> corner offsets`` (B, 4, 2), canonical units."""
+    """``(bg, warped fg, current corners[, detail]) -> corner offsets`` (B, 4, 2), canonical units."""
+
+    reads_detail = True  # its window may come from a higher resolution (model.detail)
 
     def __init__(self, widths=(32, 64, 96, 128)):
         super().__init__()
@@ -50,10 +52,10 @@ class CropBlock(nn.Module):
         nn.init.zeros_(self.out.weight)  # an untrained block moves nothing
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, bg: torch.Tensor, warped: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    def forward(self, bg: torch.Tensor, warped: torch.Tensor, corners: torch.Tensor, detail=None) -> torch.Tensor:
         images = torch.cat([bg, warped], 1)
         center, half = _box(corners)
-        local = self.local(window(images, center, half * CONTEXT, CROP))
+        local = self.local(detail_window(bg, warped, center, half * CONTEXT, CROP, detail))
         local8 = self.local8(local)
         frame = self.frame(F.avg_pool2d(images, GLOBAL_POOL))
         parts = [self.squeeze(local8).flatten(1), _soft_argmax(self.keys(local)),

@@ -24,13 +24,15 @@ import torch.nn.functional as F
 from . import register
 from .crop import GLOBAL_POOL, MAX_MOVE
 from .efficientnet_lite import CHANNELS, EfficientNetLite0, load_imagenet
-from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax, window
+from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax, detail_window
 
 CROP, CONTEXT = 128, 2.0  # the window: pixels a side, and the box grown this much about its centre
 
 
 class LiteBlock(nn.Module):
-    """``(bg, warped fg, current corners) -> corner offsets`` (B, 4, 2), canonical units."""
+    """``(bg, warped fg, current corners[, detail]) -> corner offsets`` (B, 4, 2), canonical units."""
+
+    reads_detail = True  # its window may come from a higher resolution (model.detail)
 
     def __init__(self):
         super().__init__()
@@ -55,10 +57,10 @@ class LiteBlock(nn.Module):
                 m.eval()
         return self
 
-    def forward(self, bg: torch.Tensor, warped: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
+    def forward(self, bg: torch.Tensor, warped: torch.Tensor, corners: torch.Tensor, detail=None) -> torch.Tensor:
         center, half = _box(corners)
         images = torch.cat([bg, warped], 1)
-        crop = window(images, center, half * CONTEXT, CROP)
+        crop = detail_window(bg, warped, center, half * CONTEXT, CROP, detail)
         photo = crop[:, 3:6] + crop[:, :3] * (1 - crop[:, 6:7])  # the premultiplied object over the background
         f8, f16 = self.backbone.features(photo.clamp(0, 1), (8, 16))
         alpha8 = F.adaptive_avg_pool2d(crop[:, 6:7], f8.shape[-2:])

@@ -93,7 +93,7 @@ class PaperGenerators(nn.ModuleList):
         return len(self)
 
     def update(self, i: int, bg: torch.Tensor, fg: torch.Tensor, warped: torch.Tensor, p: torch.Tensor,
-               expm=None) -> torch.Tensor:
+               expm=None, detail=None) -> torch.Tensor:
         return self[i](bg, warped)
 
     def trained_by(self, stage_index: int | None) -> list[nn.Module]:

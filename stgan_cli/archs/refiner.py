@@ -103,14 +103,35 @@ def _soft_argmax(logits: torch.Tensor) -> torch.Tensor:
     return (prob @ grid).flatten(1)
 
 
-def window(images: torch.Tensor, center: torch.Tensor, half: torch.Tensor, size: int) -> torch.Tensor:
+def window(images: torch.Tensor, center: torch.Tensor, half: torch.Tensor, size: int,
+           src_from_dst: torch.Tensor | None = None) -> torch.Tensor:
     """``images`` (B, C, H, W) resampled on a ``size`` x ``size`` grid over the boxes (canonical
-    centres and half-sizes (B, 2)); pixels outside the frame read 0."""
+    centres and half-sizes (B, 2)); pixels outside the frame read 0.  With ``src_from_dst``
+    (B, 3, 3), the images are first moved by that warp (:func:`geometry.warp_image`'s convention):
+    the window of a warped canvas, read straight from the canvas at whatever resolution it has."""
     steps = (torch.arange(size, device=center.device, dtype=center.dtype) + 0.5) / size * 2 - 1
     gy, gx = torch.meshgrid(steps, steps, indexing="ij")
     unit = torch.stack([gx, gy], -1)  # (size, size, 2)
     grid = center[:, None, None] + unit[None] * half[:, None, None]
+    if src_from_dst is not None:
+        hom = torch.cat([grid, torch.ones_like(grid[..., :1])], -1).flatten(1, 2) @ src_from_dst.transpose(1, 2)
+        z = hom[..., 2:3]
+        z = torch.where(z.abs() < 1e-8, torch.full_like(z, 1e-8), z)  # as warp_image: no NaN at infinity
+        grid = (hom[..., :2] / z).reshape(grid.shape)
     return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def detail_window(bg: torch.Tensor, warped: torch.Tensor, center: torch.Tensor, half: torch.Tensor, size: int,
+                  detail=None) -> torch.Tensor:
+    """The 7-channel window (background, warped object) over the boxes: from the frame's ``bg`` and
+    ``warped`` canvas, or, with ``detail = (bg, fg canvas, src_from_dst)`` at a higher resolution of
+    the same canonical frame, from those (the object sampled through its warp, never resampled
+    twice).  A small object then gets as many pixels in the window as a large one."""
+    if detail is None:
+        return window(torch.cat([bg, warped], 1), center, half, size)
+    bg_d, fg_d, src_from_dst = detail
+    return torch.cat([window(bg_d, center, half, size),
+                      window(fg_d, center, half, size, src_from_dst.to(center.dtype))], 1)
 
 
 def _roi(features: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
@@ -174,14 +195,21 @@ class Refiner(nn.Module):
         return self.warps
 
     def update(self, i: int, bg: torch.Tensor, fg: torch.Tensor, warped: torch.Tensor, p: torch.Tensor,
-               expm=None) -> torch.Tensor:
+               expm=None, detail=None) -> torch.Tensor:
+        """``detail``: ``(bg, fg canvas)`` at a higher resolution of the frame (``model.detail``), for
+        blocks whose window reads the photo there (:func:`detail_window`); others ignore it."""
         # The geometry stays in the parameters' precision when the block runs under bf16 autocast.
         exact = torch.autocast(p.device.type, enabled=False)
         with torch.no_grad(), exact:  # the box only sets the frame of the update: no gradient through it
             pts = canvas_corners(fg).to(p.dtype)
             corners = geometry.displayed(pts, p.detach(), expm)
             center, half = _box(corners)
-        offsets = self.block(bg, warped, corners)
+        if detail is not None and getattr(self.block, "reads_detail", False):
+            with exact:
+                src_from_dst = (expm or torch.linalg.matrix_exp)(geometry.sl3_matrix(p))
+            offsets = self.block(bg, warped, corners, (detail[0], detail[1], src_from_dst))
+        else:
+            offsets = self.block(bg, warped, corners)
         with exact:
             target = corners + offsets.to(p.dtype)
             jinv = self.jinv.to(p.dtype)

@@ -121,7 +121,8 @@ def evaluate(
             result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
                                       keep_images=report is not None, eyes=eyes, eye_distance=iod,
                                       limits=parse_trust(trust, loaded.trust_limits()), iterations=k,
-                                      on_batch=lambda count: bar.advance(task, count))
+                                      on_batch=lambda count: bar.advance(task, count),
+                                      detail_size=loaded.config.detail_size)
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
         if "lens_error" in result["medians"]:
@@ -178,7 +179,8 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
             task = bar.add_task(loaded.ref, total=len(cases))
             homs = photo_eval.predict(net, cases, inits, loaded.config.image_size, dev,
                                       limits=parse_trust(trust, loaded.trust_limits()), iterations=k,
-                                      on_batch=lambda count: bar.advance(task, count))
+                                      on_batch=lambda count: bar.advance(task, count),
+                                      detail_size=loaded.config.detail_size)
         row = {"label": label, "model": loaded.ref, "warps": k, **photo_eval.summarise(cases, homs)}
         rows.append(row)
         if report is not None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .. import evaluation, geometry
+from .. import evaluation, geometry, imageio
 from ..data import perturb
 from ..data.datasets import PairedDataset, UnpairedDataset, has_filled_holes, open_eval_set
 from ..errors import StganError
@@ -40,12 +41,14 @@ class Batches:
             held_out = has_splits and cfg.data.eval_split and (root / cfg.data.eval_split).is_dir()
             self.eval_data = load(cfg.data.eval_split) if held_out else self.data
         self.weights = None
+        parts = [self.data]
         # which samples show their object's true place as a filled hole (pairs cut from photos)
         self.holes = np.full(len(self.data), kind == "paired" and has_filled_holes(self.data.root)) \
             if kind == "paired" else None
         if cfg.data.mix:
-            self.data, self.weights, self.holes = _mixed(self.data, cfg.data.mix, cfg.data.split, size,
-                                                         cfg.data.mix_share, self.holes)
+            self.data, self.weights, self.holes, parts = _mixed(self.data, cfg.data.mix, cfg.data.split, size,
+                                                                cfg.data.mix_share, self.holes)
+        self.detail = Detail(parts, cfg.model.detail_size) if cfg.model.detail and kind == "paired" else None
         total = len(self.data) if kind != "unpaired" else len(self.data.bg)
         self.shard = np.arange(total)[rank::world]
         if len(self.shard) == 0:
@@ -59,7 +62,9 @@ class Batches:
         return t.contiguous(memory_format=torch.channels_last) if self.cfg.run.channels_last else t
 
     def train(self, size: int):
-        """(background, foreground canvas, initial warp, real image), all on the device."""
+        """(background, foreground canvas, initial warp, real image), all on the device; then, for a
+        model that reads its window at a higher resolution (``model.detail``), the background and
+        canvas at that resolution, mirrored and decoyed as the others."""
         cfg, rng = self.cfg, self.rng
         p0 = perturb.warp_noise(size, cfg.perturb.homography, cfg.perturb.translation, rng)
         if cfg.data.kind in ("paired", "glasses"):  # glasses: any face with any glasses is at its true pose
@@ -67,19 +72,27 @@ class Batches:
             bg, fg = self.data.batch(idx) if cfg.data.kind == "paired" else \
                 self.data.batch(idx, rng.integers(len(self.data.data.fg), size=size))
             bg_t, fg_t = self.tensor(bg), self.tensor(fg)
+            detail = self.detail.batch(idx, bg_t, fg_t) if self.detail is not None else None
             if cfg.data.kind == "paired" and cfg.perturb.flip > 0:
-                bg_t, fg_t = _flip(bg_t, fg_t, rng.random(size) < cfg.perturb.flip)
+                flip = rng.random(size) < cfg.perturb.flip
+                bg_t, fg_t = _flip(bg_t, fg_t, flip)
+                detail = _flip(*detail, flip) if detail is not None else None
             if cfg.perturb.truth_share + cfg.perturb.box_share > 0:
                 p0 = self._starts(p0, fg_t)
             if cfg.data.kind == "paired" and cfg.perturb.decoy_share > 0:
-                on = self.holes[idx] & (rng.random(size) < cfg.perturb.decoy_share)
-                bg_t = decoys.mirror_decoys(bg_t, fg_t, torch.from_numpy(p0).float().to(self.device),
-                                            torch.from_numpy(on).to(self.device))
+                on = torch.from_numpy(self.holes[idx] & (rng.random(size) < cfg.perturb.decoy_share)).to(self.device)
+                if bool(on.any()):
+                    hole = decoys.mirror_holes(fg_t, torch.from_numpy(p0).float().to(self.device), on)
+                    bg_t = decoys.push_pull_fill(bg_t, hole)
+                    if detail is not None:
+                        detail = (decoys.carry_up(detail[0], bg_t, hole), detail[1])
             real_fg = fg_t
             if cfg.perturb.real_jitter > 0:
                 jitter = perturb.warp_noise(size, cfg.perturb.real_jitter, 0.0, rng)
                 real_fg = geometry.warp_foreground(fg_t, torch.from_numpy(jitter).float().to(self.device))
             real = geometry.composite(bg_t, real_fg)
+            if detail is not None:
+                return bg_t, fg_t, torch.from_numpy(p0).float().to(self.device), real, *detail
         else:
             d = self.data
             bgs = d.bg[rng.choice(self.shard, size)]
@@ -113,9 +126,11 @@ class Batches:
 
 
 def _flip(bg: torch.Tensor, fg: torch.Tensor, which: np.ndarray):
-    """The samples ``which`` (B,) of ``bg`` and ``fg`` mirrored left to right, together."""
-    on = torch.from_numpy(which).to(bg.device)[:, None, None, None]
-    return torch.where(on, bg.flip(-1), bg), torch.where(on, fg.flip(-1), fg)
+    """The samples ``which`` (B,) of ``bg`` and ``fg`` mirrored left to right, together (in place:
+    the batch's own tensors)."""
+    rows = torch.from_numpy(np.flatnonzero(which)).to(bg.device)
+    bg[rows], fg[rows] = bg[rows].flip(-1), fg[rows].flip(-1)
+    return bg, fg
 
 
 def _mixed(main: PairedDataset, folders: list, split: str | None, size, share: float, holes: np.ndarray):
@@ -132,4 +147,39 @@ def _mixed(main: PairedDataset, folders: list, split: str | None, size, share: f
                              [np.full(len(p), share / extra) for p in parts[1:]])
     merged = PairedDataset(main.root, [f"{p.root}/{n}" for p in parts for n in p.names],
                            np.concatenate([p.bg for p in parts]), np.concatenate([p.fg for p in parts]))
-    return merged, weights, holes
+    return merged, weights, holes, parts
+
+
+class Detail:
+    """The training pairs at ``size`` (``model.detail`` times the frame), for the window read at that
+    resolution.  A part whose photos are at least that large (pairs cut from photos) is loaded at
+    it; a smaller one (generated rooms, made at the frame's size) is upsampled per batch, which is
+    what reading the frame itself would give."""
+
+    def __init__(self, parts: list[PairedDataset], size: tuple[int, int]):
+        self.size = tuple(size)
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+        self.parts = []
+        for part in parts:
+            first = next(iter(sorted((part.root / "backgrounds").glob("*"))), None)
+            big = first is not None and min(np.array(imageio.read_image(first).size) / self.size) >= 1
+            self.parts.append(PairedDataset.load(part.root, self.size) if big else None)
+
+    def batch(self, idx: np.ndarray, bg: torch.Tensor, fg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, h, w) backgrounds and (B, 4, h, w) canvases at ``size`` for the global indices ``idx``,
+        whose frame-sized tensors are ``bg`` and ``fg``."""
+        up = lambda t: F.interpolate(t, size=self.size, mode="bilinear", align_corners=False)  # noqa: E731
+        bg_d = bg.new_empty((len(idx), bg.shape[1], *self.size))
+        fg_d = fg.new_empty((len(idx), fg.shape[1], *self.size))
+        which = np.searchsorted(self.starts, idx, side="right") - 1
+        for k, part in enumerate(self.parts):
+            rows = np.flatnonzero(which == k)
+            if len(rows) == 0:
+                continue
+            at = torch.from_numpy(rows).to(bg.device)
+            if part is None:
+                bg_d[at], fg_d[at] = up(bg[at]), up(fg[at])
+            else:
+                b, f = part.batch(idx[rows] - self.starts[k])
+                bg_d[at], fg_d[at] = torch.from_numpy(b).to(bg_d), torch.from_numpy(f).to(fg_d)
+        return bg_d, fg_d

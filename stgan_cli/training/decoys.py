@@ -39,6 +39,17 @@ def push_pull_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     return torch.where(hole, colour, image)
 
 
+def mirror_holes(fg: torch.Tensor, p0: torch.Tensor, on: torch.Tensor, dilate: int = 1,
+                 max_area: float = 0.4) -> torch.Tensor:
+    """Where :func:`mirror_decoys` puts its holes: (B, 1, H, W) bool, empty for the samples it leaves."""
+    alpha = geometry.warp_foreground(fg[:, 3:4], 2 * p0)
+    hole = alpha > 1e-3
+    if dilate > 0:
+        hole = F.max_pool2d(hole.to(fg.dtype), 2 * dilate + 1, stride=1, padding=dilate) > 0
+    on = on & (hole.float().mean((1, 2, 3)) <= max_area)
+    return hole & on.view(-1, 1, 1, 1)
+
+
 def mirror_decoys(bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor, on: torch.Tensor,
                   dilate: int = 1, max_area: float = 0.4) -> torch.Tensor:
     """Backgrounds ``bg`` (B, 3, H, W) with a decoy hole filled at ``M(2 p0)`` for the samples where
@@ -49,10 +60,18 @@ def mirror_decoys(bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor, on: torc
     erase the scene the model must read."""
     if not bool(on.any()):
         return bg
-    alpha = geometry.warp_foreground(fg[:, 3:4], 2 * p0)
-    hole = alpha > 1e-3
-    if dilate > 0:
-        hole = F.max_pool2d(hole.to(bg.dtype), 2 * dilate + 1, stride=1, padding=dilate) > 0
-    on = on & (hole.float().mean((1, 2, 3)) <= max_area)
-    hole = hole & on.view(-1, 1, 1, 1)
-    return push_pull_fill(bg, hole)
+    return push_pull_fill(bg, mirror_holes(fg, p0, on, dilate, max_area))
+
+
+def carry_up(detail: torch.Tensor, filled: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """The same decoys in ``detail``, the backgrounds at a higher resolution: the holes (B, 1, h, w)
+    of the frame's ``filled`` backgrounds, grown to cover every pixel they touch there, take the
+    frame's fill upsampled.  A push-pull fill is smooth, so this is what filling at the higher
+    resolution gives, for a fraction of its cost."""
+    rows = torch.nonzero(hole.flatten(1).any(1)).flatten()
+    if len(rows) == 0:
+        return detail
+    up = lambda t: F.interpolate(t, size=detail.shape[-2:], mode="bilinear", align_corners=False)  # noqa: E731
+    out = detail.clone()
+    out[rows] = torch.where(up(hole[rows].to(detail.dtype)) > 0, up(filled[rows]), detail[rows])
+    return out

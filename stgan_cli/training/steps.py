@@ -15,10 +15,10 @@ from .. import evaluation, geometry
 from . import losses
 
 
-def forward(net, bg, fg, p0, upto: int, train_from: int):
+def forward(net, bg, fg, p0, upto: int, train_from: int, detail=None):
     """Run updates 1..upto; those before ``train_from`` (1-based) run without gradients.
     Returns the final composite, the updates of the trained iterations and the warp after each."""
-    pred = net(bg, fg, p0, iterations=upto, train_from=train_from)
+    pred = net(bg, fg, p0, iterations=upto, train_from=train_from, detail=detail)
     ps = pred.params[train_from:]
     dps = [b - a for a, b in zip(pred.params[train_from - 1:], ps)]
     return geometry.composite(bg, pred.warped[-1]), dps, ps
@@ -72,13 +72,13 @@ def supervised(net, opt, batch, o, size, dist, autocast, harm_weight: float | No
     trained = net.generators.trained_by(1)
     opt.zero_grad(set_to_none=True)
     total, per_round = 0.0, [0.0] * o.pretrain_rounds
-    for bg, fg, p, _ in _micro(batch, o):
+    for bg, fg, p, _, *detail in _micro(batch, o):
         boxes = evaluation.object_boxes(fg[:, 3])
         start = p
         loss = 0.0
         for r in range(o.pretrain_rounds):
             with autocast():
-                dp = net.generators.update(0, bg, fg, geometry.warp_foreground(fg, p), p)
+                dp = net.generators.update(0, bg, fg, geometry.warp_foreground(fg, p), p, detail=detail or None)
             p = p + dp.float()
             term = corner_loss(o.corner_loss, p, boxes, size)
             per_round[r] += term.item() / o.grad_accum
@@ -107,9 +107,9 @@ def critic(net, opt_d, batch, o, upto: int, history: FakeHistory, rng, dist) -> 
     """D on real images against composites after ``upto`` updates (WGAN-GP)."""
     opt_d.zero_grad(set_to_none=True)
     stats = {"loss_d": 0.0, "wdist": 0.0, "gp": 0.0}
-    for bg, fg, p0, real in _micro(batch, o):
+    for bg, fg, p0, real, *detail in _micro(batch, o):
         with torch.no_grad():
-            fake, _, _ = forward(net, bg, fg, p0, upto, train_from=upto + 1)
+            fake, _, _ = forward(net, bg, fg, p0, upto, train_from=upto + 1, detail=detail or None)
         fake = history.mix(fake, rng)
         loss, parts = losses.critic_loss(net.discriminator, real, fake, o.gp_weight)
         (loss / o.grad_accum).backward()
@@ -130,8 +130,8 @@ def adversarial(net, opt_g, batch, o, upto: int, train_from: int, trained, size,
     opt_g.zero_grad(set_to_none=True)
     net.discriminator.requires_grad_(False)
     stats = {"loss_g": 0.0, "trust": 0.0}
-    for bg, fg, p0, _ in _micro(batch, o):
-        fake, dps, ps = forward(net, bg, fg, p0, upto, train_from)
+    for bg, fg, p0, _, *detail in _micro(batch, o):
+        fake, dps, ps = forward(net, bg, fg, p0, upto, train_from, detail or None)
         trust = losses.trust_region(dps)
         loss = -losses.critic(net.discriminator, fake).mean() + o.trust_weight * trust
         if o.supervised_weight > 0:  # paired data: the true placement anchors the geometry

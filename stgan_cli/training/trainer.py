@@ -223,7 +223,7 @@ class Trainer:
             bg, fg, p0 = self.batches.held_out(6)
             real = geometry.composite(bg, fg)
         else:
-            bg, fg, p0, real = self.batches.train(6)
+            bg, fg, p0, real, *_ = self.batches.train(6)
         pred = self.net(bg, fg, p0, iterations=self.trained_warps())
         columns = [real] + [geometry.composite(bg, w) for w in pred.warped]
         path = self.run_dir / "samples" / f"step_{self.step:07d}.png"

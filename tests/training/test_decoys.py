@@ -94,3 +94,47 @@ def test_eval_decoys_mirror_the_start_at_full_resolution():
     changed = np.abs(moved.bg.astype(int) - c.bg).sum(2) > 0
     assert np.allclose(centroid(changed), [149.5 + 80, 149.5 - 20], atol=1.0)
     assert not changed[box[1]:box[3], box[0]:box[0] + 40].any()  # the truth's own place is untouched
+
+
+def test_the_detail_batch_is_the_frame_batch_at_a_higher_resolution(tmp_path):
+    """model.detail: real pairs are read at that resolution, rooms upsampled; mirroring and decoys
+    land on the same pixels of both (area-downsampled, the detail batch is the frame's)."""
+    from stgan_cli.data import synth_indoor
+    from stgan_cli.training import batches, config
+
+    rooms, real = tmp_path / "rooms", tmp_path / "real"
+    synth_indoor.generate(rooms, 4, seed=0, size=(48, 64), split=0.5, workers=1)
+    for split in ("train", "test"):
+        for sub in ("backgrounds", "objects"):
+            (real / split / sub).mkdir(parents=True)
+        for k in range(3):
+            mask = np.zeros((96, 128), np.uint8)
+            mask[20 + 8 * k:60, 30:70 + 10 * k] = 1
+            background, canvas = photos.make_pair(scene((96, 128), seed=k), mask)
+            imageio.write_image(real / split / "backgrounds" / f"{k}.png", background)
+            imageio.write_image(real / split / "objects" / f"{k}.png", canvas)
+    (real / "summary.json").write_text('{"settings": {"fill": "pyramid"}}')
+    cfg = config.load(ROOT / "configs" / "smoke.yaml", [
+        f"data.path={rooms}", f"data.mix=[{real}]", "data.mix_share=0.7", "model.arch=refiner-crop", "model.detail=2",
+        "perturb.decoy_share=1.0", "perturb.box_share=1.0", "perturb.box_std=0.3", "perturb.flip=0.5"])
+    b = batches.Batches(cfg, tuple(cfg.model.image_size), "cpu")
+    assert [p is not None for p in b.detail.parts] == [False, True]  # rooms are made at the frame's size
+    bg, fg, p0, real_img, bg_d, fg_d = b.train(16)
+    assert bg_d.shape[-2:] == fg_d.shape[-2:] == (96, 128)
+    down = lambda t: torch.nn.functional.avg_pool2d(t, 2)  # noqa: E731
+    assert (down(fg_d) - fg).abs().mean((1, 2, 3)).max() < 0.005  # the same object, mirrored alike
+    err = (down(bg_d) - bg).abs().mean(1).flatten(1)
+    assert err.quantile(0.98, 1).max() < 0.03 and err.max() < 0.1  # the same photo, decoys where the frame's are
+
+
+def test_decoys_carried_up_replace_what_the_hole_covers_and_nothing_else():
+    detail = torch.rand(2, 3, 64, 80)
+    frame = torch.nn.functional.avg_pool2d(detail, 4)
+    hole = torch.zeros(2, 1, 16, 20, dtype=torch.bool)
+    hole[0, :, 4:9, 5:12] = True
+    filled = decoys.push_pull_fill(frame, hole)
+    out = decoys.carry_up(detail, filled, hole)
+    assert torch.equal(out[1], detail[1])  # no hole, no change
+    up = torch.nn.functional.interpolate(filled, size=(64, 80), mode="bilinear", align_corners=False)
+    assert torch.equal(out[0, :, 18:34, 22:46], up[0, :, 18:34, 22:46])  # inside: the fill
+    assert torch.equal(out[0, :, :12], detail[0, :, :12]) and torch.equal(out[0, :, :, 52:], detail[0, :, :, 52:])
