@@ -101,6 +101,10 @@ class OptimSection:
     # The hinge's weight rises linearly from 0 over this fraction of pre-training: a model held to
     # "never worse" from its first step settles on correcting nothing, and learns to correct slowly.
     harm_warmup: float = 0.0
+    # Measure the hinge in the object's own size (its box's mean half-size, relative to that of a
+    # 40 x 30 px box) instead of frame pixels: a small object made worse by one pixel then costs what
+    # a large one made worse by several does (the real photos' table counts cases, not pixels).
+    harm_relative: bool = False
     # A pretrained backbone's parameters (model.arch refiner-lite) learn at this fraction of the rate.
     backbone_lr_scale: float = 0.1
     lr_g: float = 1e-6

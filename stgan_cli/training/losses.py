@@ -53,9 +53,19 @@ def corner_l1_each(p: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
     return geometry.to_pixels(geometry.displayed(pts, p) - pts, size).abs().mean((1, 2))
 
 
-def harm(p: torch.Tensor, start: torch.Tensor, boxes: torch.Tensor, size) -> torch.Tensor:
+# harm(relative=True): an object of this mean half-size (pixels; a 40 x 30 px box) weighs 1, and no
+# box counts as smaller than MIN_HALF px (a speck would otherwise weigh without bound).
+REF_HALF, MIN_HALF = 17.5, 2.0
+
+
+def harm(p: torch.Tensor, start: torch.Tensor, boxes: torch.Tensor, size, relative: bool = False) -> torch.Tensor:
     """Mean over samples of how much further (pixels, as :func:`corner_l1`) the corners are from the
-    truth after ``p`` than they were at ``start``: zero for every case left no worse."""
+    truth after ``p`` than they were at ``start``: zero for every case left no worse.  ``relative``:
+    each sample's excess in units of its box's mean half-size (times :data:`REF_HALF`)."""
     with torch.no_grad():
         before = corner_l1_each(start, boxes, size)
-    return torch.relu(corner_l1_each(p, boxes, size) - before).mean()
+    excess = torch.relu(corner_l1_each(p, boxes, size) - before)
+    if relative:
+        wh = geometry.to_pixels(boxes[:, 2:] - boxes[:, :2], size).abs()
+        excess = excess * REF_HALF / (wh.mean(1) / 2).clamp_min(MIN_HALF)
+    return excess.mean()

@@ -83,7 +83,7 @@ def supervised(net, opt, batch, o, size, dist, autocast, harm_weight: float | No
             term = corner_loss(o.corner_loss, p, boxes, size)
             per_round[r] += term.item() / o.grad_accum
             if harm_weight > 0:
-                term = term + harm_weight * losses.harm(p, start, boxes, size)
+                term = term + harm_weight * losses.harm(p, start, boxes, size, o.harm_relative)
             loss = loss + term / o.pretrain_rounds
             p = p.detach()
         (loss / o.grad_accum).backward()

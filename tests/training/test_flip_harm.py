@@ -82,6 +82,21 @@ def test_harm_counts_only_cases_left_worse_than_their_start():
     assert torch.isclose(losses.corner_l1(worse, boxes, size), losses.corner_l1_each(worse, boxes, size).mean())
 
 
+def test_a_relative_hinge_weighs_a_small_object_made_worse_as_much_as_a_large_one():
+    size = (120, 160)
+    # a 16 x 12 px box and a 64 x 48 px one, both pushed 4 px further right than they started
+    boxes = torch.tensor([[-0.1, -0.1, 0.1, 0.1], [-0.4, -0.4, 0.4, 0.4]])
+    start, worse = torch.zeros(2, 8), torch.zeros(2, 8)
+    worse[:, 0] = 4 / 80  # translation x: 4 px at 160 wide
+    plain = [float(losses.harm(worse[i:i + 1], start[i:i + 1], boxes[i:i + 1], size)) for i in range(2)]
+    rel = [float(losses.harm(worse[i:i + 1], start[i:i + 1], boxes[i:i + 1], size, relative=True)) for i in range(2)]
+    assert abs(plain[0] - plain[1]) < 1e-3  # pixels: the same
+    assert rel[0] == pytest.approx(4 * rel[1], rel=1e-3)  # its own size: four times as bad for the small one
+    # half-sizes 7 and 28 px (mean of 8 x 6 and 32 x 24) against the 17.5 px reference
+    assert rel[1] == pytest.approx(plain[1] * 17.5 / 28, rel=1e-3)
+    assert float(losses.harm(start, start, boxes, size, relative=True)) == 0.0
+
+
 def test_the_hinge_weight_ramps_up_over_its_warmup_then_holds():
     from stgan_cli.training import stages
 
