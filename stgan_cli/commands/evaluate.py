@@ -121,8 +121,7 @@ def evaluate(
             result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
                                       keep_images=report is not None, eyes=eyes, eye_distance=iod,
                                       limits=parse_trust(trust, loaded.trust_limits()), iterations=k,
-                                      on_batch=lambda count: bar.advance(task, count),
-                                      detail_size=loaded.config.detail_size)
+                                      on_batch=lambda count: bar.advance(task, count))
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
         if "lens_error" in result["medians"]:
