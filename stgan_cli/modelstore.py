@@ -247,7 +247,11 @@ def read_config(folder: Path) -> ModelConfig:
 
 
 def build(config: ModelConfig):
-    from . import nets
+    from . import archs, nets
+
+    if config.detail and not archs.reads_detail(config.arch):
+        raise StganError(f"{config.name}: detail {config.detail} needs an architecture with a window "
+                         f"(refiner-crop, refiner-lite), not '{config.arch}'")
 
     return nets.STGAN(config.warps, config.image_size, discriminator=config.discriminator, arch=config.arch)
 

@@ -115,3 +115,17 @@ def test_both_engines_and_eval_read_the_photo_at_the_detail_resolution(tmp_path)
                                                compositing.make_cutout(__import__("stgan_cli").imageio.read_image(fg)),
                                                np.eye(3), (480, 640))
     assert low_bg.shape == (480, 640, 3) and low_fg.shape == (480, 640, 4)
+
+
+def test_detail_is_refused_for_an_architecture_without_a_window():
+    from pathlib import Path
+
+    from stgan_cli.errors import StganError, UsageError
+    from stgan_cli.training import config
+
+    with pytest.raises(StganError, match="needs an architecture with a window"):
+        modelstore.build(modelstore.ModelConfig(arch="refiner", detail=4))
+    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    with pytest.raises(UsageError, match="model.detail needs an architecture with a window"):
+        config.load(smoke, ["model.arch=paper", "model.detail=4"])
+    assert config.load(smoke, ["model.arch=refiner-crop", "model.detail=4"]).model.detail == 4

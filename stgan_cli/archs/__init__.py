@@ -36,6 +36,11 @@ def get(name: str) -> type:
     return _REGISTRY[name]
 
 
+def reads_detail(name: str) -> bool:
+    """Whether architecture ``name`` reads its window at ``model.detail`` times the frame."""
+    return bool(getattr(get(name), "reads_detail", False))
+
+
 def build(name: str, warps: int, image_size):
     return get(name)(warps, tuple(image_size))
 

@@ -31,8 +31,6 @@ MAX_MOVE = 1.0
 class CropBlock(nn.Module):
     """``(bg, warped fg, current corners[, detail]) -> corner offsets`` (B, 4, 2), canonical units."""
 
-    reads_detail = True  # its window may come from a higher resolution (model.detail)
-
     def __init__(self, widths=(32, 64, 96, 128)):
         super().__init__()
         w1, w2, w3, w4 = widths
@@ -69,6 +67,8 @@ class CropBlock(nn.Module):
 @register("refiner-crop")
 class CropRefiner(Refiner):
     """One :class:`CropBlock` applied ``warps`` times (the refiner's loop and corner update)."""
+
+    reads_detail = True  # its window may come from the photo at model.detail times the frame
 
     def make_block(self) -> nn.Module:
         return CropBlock()

@@ -32,8 +32,6 @@ CROP, CONTEXT = 128, 2.0  # the window: pixels a side, and the box grown this mu
 class LiteBlock(nn.Module):
     """``(bg, warped fg, current corners[, detail]) -> corner offsets`` (B, 4, 2), canonical units."""
 
-    reads_detail = True  # its window may come from a higher resolution (model.detail)
-
     def __init__(self):
         super().__init__()
         self.backbone = EfficientNetLite0(head=False)
@@ -78,6 +76,7 @@ class LiteRefiner(Refiner):
     """One :class:`LiteBlock` applied ``warps`` times, its backbone fine-tuned."""
 
     frozen = False
+    reads_detail = True  # its window may come from the photo at model.detail times the frame
 
     def make_block(self) -> nn.Module:
         block = LiteBlock()

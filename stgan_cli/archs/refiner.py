@@ -179,6 +179,7 @@ class Refiner(nn.Module):
 
     sequential_stages = False  # one block: no per-generator stages
     roi = True
+    reads_detail = False  # a block with a window (crop, lite) reads it at model.detail when asked
 
     def __init__(self, warps: int, image_size: tuple[int, int]):
         super().__init__()
@@ -196,15 +197,15 @@ class Refiner(nn.Module):
 
     def update(self, i: int, bg: torch.Tensor, fg: torch.Tensor, warped: torch.Tensor, p: torch.Tensor,
                expm=None, detail=None) -> torch.Tensor:
-        """``detail``: ``(bg, fg canvas)`` at a higher resolution of the frame (``model.detail``), for
-        blocks whose window reads the photo there (:func:`detail_window`); others ignore it."""
+        """``detail``: ``(bg, fg canvas)`` at a higher resolution of the frame (``model.detail``),
+        where a block with a window reads it (:func:`detail_window`)."""
         # The geometry stays in the parameters' precision when the block runs under bf16 autocast.
         exact = torch.autocast(p.device.type, enabled=False)
         with torch.no_grad(), exact:  # the box only sets the frame of the update: no gradient through it
             pts = canvas_corners(fg).to(p.dtype)
             corners = geometry.displayed(pts, p.detach(), expm)
             center, half = _box(corners)
-        if detail is not None and getattr(self.block, "reads_detail", False):
+        if detail is not None and self.reads_detail:
             with exact:
                 src_from_dst = (expm or torch.linalg.matrix_exp)(geometry.sl3_matrix(p))
             offsets = self.block(bg, warped, corners, (detail[0], detail[1], src_from_dst))

@@ -125,7 +125,6 @@ def cached(folder: Path, name: str, files: list[Path], size, build):
     return arrays
 
 
-
 def read_meta(folder: Path) -> dict[str, dict]:
     """``meta.jsonl`` of a dataset folder (glasses crops, pairs from photos) by sample name; empty for
     folders written before it existed."""
@@ -134,6 +133,7 @@ def read_meta(folder: Path) -> dict[str, dict]:
         return {}
     rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     return {r["name"]: r for r in rows}
+
 
 @dataclass
 class PairedDataset:

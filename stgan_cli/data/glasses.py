@@ -197,5 +197,3 @@ def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies:
 
     atomic.write_bytes(out / "meta.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     return counts
-
-

@@ -277,6 +277,9 @@ def _check(cfg: TrainConfig) -> None:
     need(cfg.data.kind == "paired" or cfg.perturb.decoy_share == 0, "perturb.decoy_share needs paired data")
     need(0 <= cfg.perturb.flip <= 1, "perturb.flip is a share, in [0, 1]")
     need(cfg.data.kind == "paired" or cfg.perturb.flip == 0, "perturb.flip needs paired data")
+    need(not cfg.model.detail or archs.reads_detail(cfg.model.arch),
+         f"model.detail needs an architecture with a window (refiner-crop, refiner-lite), not '{cfg.model.arch}'")
+    need(not cfg.model.detail or cfg.data.kind == "paired", "model.detail needs paired data (photos at that size)")
     need(cfg.optim.harm_weight >= 0, "optim.harm_weight must be >= 0")
     need(0 <= cfg.optim.harm_warmup <= 1, "optim.harm_warmup must be in [0, 1]")
     need(cfg.data.kind in ("paired", "glasses") or cfg.perturb.truth_share + cfg.perturb.box_share == 0,
