@@ -51,15 +51,13 @@ class Face:
 
 
 def glasses_anchor(face: Face) -> np.ndarray:
-    """``(2, 2)``: where the glasses' lens centres go on ``face``: from the landmarks (the nose bridge,
-    the eye line and the face's breadth, :func:`stgan_cli.landmarks.glasses_anchor`) where it has
-    them, else its eyes.  This is the truth ``stgan data glasses`` aligns crops on and the start
-    ``composite`` gives the model."""
-    if face.landmarks is None:
-        return face.eyes
+    """``(2, 2)``: where the glasses' lens centres go on ``face``: over its eyes, a little wider and
+    lower, as on real wearers (:func:`stgan_cli.landmarks.glasses_from_eyes`), whichever detector
+    found them.  This is the truth ``stgan data glasses`` aligns crops on and the start ``composite``
+    gives the model."""
     from . import landmarks
 
-    return landmarks.glasses_anchor(face.landmarks)
+    return landmarks.glasses_from_eyes(face.eyes)
 
 
 def canonical_eyes(size) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from stgan_cli import compositing, faces, frames, geometry, imageio, modelstore
+from stgan_cli import compositing, faces, frames, geometry, imageio, landmarks, modelstore
 from stgan_cli.cli import app
 from stgan_cli.inputs import Item
 from stgan_cli.pipeline import Compositor, Options
@@ -78,7 +78,8 @@ def face_folders(tmp_path, monkeypatch, photos: int):
 
 @pytest.mark.parametrize("eyes", [[[200, 150], [260, 150]], [[300, 200], [380, 240]]])
 def test_glasses_land_on_the_eyes_scaled_and_rolled(tmp_path, monkeypatch, eyes):
-    """Placement logic on a given face: the lens centres go onto the eyes (scale and roll follow)."""
+    """Placement logic on a given face: the lens centres go where real wearers have them, over the
+    eyes (scale and roll follow)."""
     given_face(monkeypatch, eyes)
     g = drawn_glasses()
     write_rgba(tmp_path / "g.png", g)
@@ -87,7 +88,8 @@ def test_glasses_land_on_the_eyes_scaled_and_rolled(tmp_path, monkeypatch, eyes)
     prep = comp.prepare(Item(tmp_path / "g.png", tmp_path / "face.png", tmp_path / "o.png"))
     (slot,) = prep.slots
     m = slot.initial()
-    np.testing.assert_allclose(frames.apply_homography(m, [[40, 30], [120, 30]]), eyes, atol=1.0)
+    np.testing.assert_allclose(frames.apply_homography(m, [[40, 30], [120, 30]]),
+                               landmarks.glasses_from_eyes(np.array(eyes, float)), atol=1.0)
 
 
 def test_face_frame_transfer_matches_the_low_res_frame(tmp_path, monkeypatch):

@@ -11,8 +11,8 @@ Writes the unpaired layout that ``configs/glasses.yaml`` reads::
                    ``detector`` protocol of ``stgan eval``)
 
 With the ``landmarks`` extra the crops are aligned on where the landmarks say the glasses belong
-(:func:`stgan_cli.faces.glasses_anchor`: on the eye line, centred on the nose bridge, as wide as the
-face's breadth asks), which is the truth a model learns and is measured against; faces that already
+(:func:`stgan_cli.faces.glasses_anchor`: over the eyes, a little wider and lower, as measured on real
+wearers), which is the truth a model learns and is measured against; faces that already
 wear glasses are left out of the faces.
 """
 
