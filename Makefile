@@ -4,7 +4,7 @@ REALDATA ?= ../shared/realdata
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all test-fast bench data-real eval-real train-indoor train-indoor-paper baseline-indoor eval-indoor train-glasses clean
+.PHONY: install demo test test-all test-fast bench data-real eval-real train-placement train-indoor train-indoor-paper baseline-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/composite.py
+	$(PY) benchmarks/user_commands.py
 
 # The default model, from scratch: data, the whole schedule (resumed if interrupted), models/indoor/.
 train-indoor: data-real
@@ -89,8 +90,19 @@ eval-real: data-real
 	for trust in default off; do echo "start: box, decoys, trust region: $$trust"; \
 		$(PY) -m stgan_cli eval indoor $(MODELS) --data data/real/test --protocol box --decoys --seed 0 \
 		--trust-region $$trust --markdown | tee data/real/eval-box-decoys-$$trust.md; done
+	# With no box: where the placement critic puts each object (composite --place auto), against the
+	# model's fixed spot and a random candidate.
+	$(PY) -m stgan_cli eval indoor --data data/real/test --protocol auto --seed 0 | tee data/real/eval-auto.md
 	# Photos without a filled hole: how far each model moves a person's own target box.
 	$(PY) tools/user_boxes.py indoor indoor-paper $(MODELS) | tee data/real/user-boxes.md
+
+# The placement critic of `composite --place auto` (models/placement): frozen EfficientNet-Lite0
+# features, a small head ranking the true box first among decoys, on the real pairs (minutes).
+train-placement: data-real
+	$(PY) -m stgan_cli train --config configs/placement.yaml --out runs/placement
+	mkdir -p models/placement && cp runs/placement/model/model.safetensors runs/placement/model/config.yaml models/placement/
+	# The graph composite runs without PyTorch (checked against the weights' scores); the card stays.
+	$(PY) -m stgan_cli export placement --format engine
 
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
 train-glasses: $(STAMP)

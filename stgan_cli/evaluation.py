@@ -44,11 +44,33 @@ def lens_errors(p: torch.Tensor, eyes: torch.Tensor, size, eye_distance: torch.T
 
     On an aligned face frame with glasses on the canonical canvas, the lenses sit at ``eyes`` (2, 2)
     (pixels) when ``p = 0``: the truth."""
-    h, w = size
-    scale = eyes.new_tensor([2 / w, 2 / h])
-    pts = ((eyes + 0.5) * scale - 1).expand(p.shape[0], 2, 2)
-    delta = to_pixels(displayed(pts, p) - pts, size)
+    delta = lens_points(p, eyes, size) - eyes
     return delta.norm(dim=-1).mean(1) / (_eye_distance(eyes) if eye_distance is None else eye_distance)
+
+
+def lens_points(p: torch.Tensor, lenses: torch.Tensor, size) -> torch.Tensor:
+    """(B, 2, 2) pixels: where the lens centres ``lenses`` (2, 2) of the canvas go under the warps ``p``."""
+    h, w = size
+    scale = lenses.new_tensor([2 / w, 2 / h])
+    pts = ((lenses + 0.5) * scale - 1).expand(p.shape[0], 2, 2)
+    return (displayed(pts, p) + 1) / scale - 0.5
+
+
+def against_eyes(lenses: torch.Tensor, eyes: torch.Tensor) -> dict:
+    """The lens centres ``lenses`` (B, 2, 2) against the face's own eye centres ``eyes`` (B, 2, 2),
+    in its eye distances: the lenses' mean distance from the eyes (plain eye-centre truth), the
+    glasses' centre from the eyes' midpoint along the eye line (sideways) and across it (down:
+    positive), and the lens line's tilt from the eye line (degrees, unsigned)."""
+    line = eyes[:, 1] - eyes[:, 0]
+    iod = line.norm(dim=-1)
+    u = line / iod[:, None]
+    down = torch.stack([-u[:, 1], u[:, 0]], 1)
+    off = lenses.mean(1) - eyes.mean(1)
+    lens_line = lenses[:, 1] - lenses[:, 0]
+    tilt = torch.atan2(lens_line[:, 1], lens_line[:, 0]) - torch.atan2(line[:, 1], line[:, 0])
+    tilt = torch.rad2deg(torch.atan2(torch.sin(tilt), torch.cos(tilt))).abs()
+    return {"eye_lens_error": (lenses - eyes).norm(dim=-1).mean(1) / iod,
+            "centre_along": (off * u).sum(1) / iod, "centre_across": (off * down).sum(1) / iod, "tilt_deg": tilt}
 
 
 def _eye_distance(eyes: torch.Tensor) -> torch.Tensor:
@@ -68,11 +90,13 @@ def glasses_width(alpha: torch.Tensor, eye_distance: torch.Tensor) -> torch.Tens
 
 
 def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: torch.Tensor | None = None,
-                      bg: torch.Tensor | None = None, eye_distance: torch.Tensor | None = None) -> dict:
+                      bg: torch.Tensor | None = None, eye_distance: torch.Tensor | None = None,
+                      face_eyes: torch.Tensor | None = None) -> dict:
     """Per-iteration, per-sample metrics of a prediction on canvases ``fg`` at their true pose:
     each value is a ``(K + 1, B)`` tensor (initial first).  The critic's ``realism`` needs the
     backgrounds ``bg``; glasses' errors and widths are over ``eye_distance`` (B,) where the faces'
-    own eye distances are known, else over that of ``eyes``."""
+    own eye distances are known, else over that of ``eyes``; ``face_eyes`` (B, 2, 2), each face's own
+    eye centres in the frame, adds :func:`against_eyes`."""
     boxes = object_boxes(fg[:, 3])
     out = {"corner_error": [], "shape_error": [], "x_error": [], "y_error": [], "top_error": [], "base_error": [],
            "iou": []}
@@ -92,6 +116,9 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
             width = glasses_width(warped[:, 3], iod)
             out["glasses_width"].append(width)
             out["width_plausible"].append(((width >= PLAUSIBLE_WIDTH[0]) & (width <= PLAUSIBLE_WIDTH[1])).float())
+            if face_eyes is not None:
+                for k, v in against_eyes(lens_points(p, eyes, size), face_eyes).items():
+                    out.setdefault(k, []).append(v)
         if discriminator is not None and bg is not None:
             out["realism"].append(discriminator(geometry.composite(bg, warped)).mean(dim=(1, 2, 3)))
     return {k: torch.stack(v) for k, v in out.items() if v}
@@ -99,14 +126,16 @@ def iteration_metrics(pred, fg: torch.Tensor, size, discriminator=None, eyes: to
 
 def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,
                      keep_images: bool = False, eyes: torch.Tensor | None = None, limits=None,
-                     iterations: int | None = None, eye_distance: torch.Tensor | None = None, on_batch=None) -> dict:
+                     iterations: int | None = None, eye_distance: torch.Tensor | None = None, on_batch=None,
+                     face_eyes: torch.Tensor | None = None) -> dict:
     """Metrics of ``net`` on ``dataset[indices]`` perturbed by ``p0``: per-sample arrays, means and
     medians per iteration; with ``keep_images``, the composites of the best, median and worst samples.
     With a discriminator, ``truth_preferred`` is per iteration the fraction of scenes whose true
     placement the critic scores above that iterate (0.5: it cannot tell them apart).  ``limits``: the
     trust region (:class:`~stgan_cli.trust_region.Limits`) inference applies, or None; ``iterations``:
     how many generators run (None: all); ``eye_distance``: per index, the face's eye distance in the
-    frame, where glasses errors are measured; ``on_batch(count)`` after each batch."""
+    frame, where glasses errors are measured; ``face_eyes`` per index its eye centres in the frame
+    (:func:`against_eyes`); ``on_batch(count)`` after each batch."""
     import numpy as np
 
     from .trust_region import TrustRegion
@@ -122,7 +151,8 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
             pred = net(bg, fg, p0[start:start + batch].to(device), iterations=iterations, limit=limit())
             disc = getattr(net, "discriminator", None)
             iod = None if eye_distance is None else eye_distance[start:start + batch].to(device)
-            for k, v in iteration_metrics(pred, fg, size, disc, eyes, bg, iod).items():
+            own = None if face_eyes is None else face_eyes[start:start + batch].to(device)
+            for k, v in iteration_metrics(pred, fg, size, disc, eyes, bg, iod, own).items():
                 per.setdefault(k, []).append(v.cpu())
             if disc is not None:  # the reference: how real the critic finds the true placement
                 truth = disc(geometry.composite(bg, fg)).mean(dim=(1, 2, 3))

@@ -266,13 +266,20 @@ def export_package(folder: Path, out: Path) -> dict:
     return {"format": "package", "path": str(out), "max_corner_px": diff}
 
 
-def _onnx_export(module: nn.Module, inputs, path: Path, input_names, output_names, opset: int) -> None:
-    """``torch.onnx.export`` (dynamo, dynamic batch, weights inside the file), quietly."""
+def _onnx_export(module: nn.Module, inputs, path: Path, input_names, output_names, opset: int,
+                 dynamic: dict | None = None) -> None:
+    """``torch.onnx.export`` (dynamo, dynamic batch unless ``dynamic`` says which axes of which
+    inputs vary, weights inside the file), quietly."""
     import logging
     import warnings
 
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    dynamic = {name: {0: batch} for name in input_names}
+    if dynamic is None:
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        dynamic = {name: {0: batch} for name in input_names}
+    else:
+        dims = {}
+        dynamic = {k: None if v is None else {axis: dims.setdefault(name, torch.export.Dim(name, min=1, max=100000))
+                                              for axis, name in v.items()} for k, v in dynamic.items()}
     quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
     levels = [q.level for q in quiet]
     for q in quiet:  # the exporter reports, among others, that torchvision is not installed

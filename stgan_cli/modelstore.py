@@ -32,6 +32,7 @@ REGISTRY = {
     "indoor": RegistryEntry("indoor", "objects in photos and rooms; real photo pairs and generated rooms (default)"),
     "indoor-paper": RegistryEntry("indoor-paper", "furniture in generated rooms; the paper's five generators"),
     "glasses": RegistryEntry("glasses", "eyeglasses on faces"),
+    "placement": RegistryEntry("placement", "the placement critic of composite --place auto (not a generator)"),
 }
 
 
@@ -211,7 +212,8 @@ def resolve(ref: str | None, offline: bool = False) -> Path:
             from .files.bundled import in_checkout
 
             if not in_checkout() and not os.environ.get("STGAN_MODELS_DIR"):
-                hint = (f"a wheel carries only the default model, {DEFAULT_MODEL}; point STGAN_MODELS_DIR at a "
+                hint = (f"a wheel carries only the default model, {DEFAULT_MODEL} (and its placement critic); point "
+                        "STGAN_MODELS_DIR at a "
                         f"folder holding {ref}/ (a clone's models/), or pass --model FOLDER")
             if ref == DEFAULT_MODEL:
                 raise StganError(f"no default model is installed yet ({folder} is missing): {hint}")
@@ -243,7 +245,11 @@ def read_config(folder: Path) -> ModelConfig:
     from .yamlio import read_yaml
 
     cfg_path = folder / CONFIG_FILE
-    return ModelConfig.from_dict(read_yaml(cfg_path) or {}, str(cfg_path))
+    data = read_yaml(cfg_path) or {}
+    if isinstance(data, dict) and data.get("kind") == "placement-critic":
+        raise StganError(f"{folder}: is the placement critic, not a generator model (composite --place auto "
+                         "uses it; --critic names another)")
+    return ModelConfig.from_dict(data, str(cfg_path))
 
 
 def build(config: ModelConfig):

@@ -19,6 +19,15 @@ def mask_path(out: Path) -> Path:
     return out.with_name(out.stem + "_mask.png")
 
 
+def alternative_path(out: Path, k: int) -> Path:
+    """Where ``--top-k`` writes the ``k``-th best placement (2, 3, ...)."""
+    return out.with_name(f"{out.stem}_top{k}{out.suffix or '.png'}")
+
+
+def heatmap_path(out: Path) -> Path:
+    return out.with_name(out.stem + "_heatmap.png")
+
+
 def composite_all(bg: np.ndarray, cutout: compositing.Cutout, finals: list[np.ndarray]):
     """Every slot's object onto the background ``bg`` in one pass; the union of their masks."""
     out, alpha = bg, None
@@ -51,6 +60,8 @@ def sidecar(prep, params: np.ndarray, homs: list[list[np.ndarray]], model, trust
         "convention": "homography maps foreground pixel (x, y, 1) to background pixels; "
                       "pixel centres at integer coordinates",
     }
+    if prep.search is not None:
+        data["placement"] = prep.search.summary(prep.bg.size, 1 + len(prep.alternatives))
     if face_mode:
         data["faces"] = [{**slot.face, "homography": h[-1].tolist(), "initial_homography": h[0].tolist()}
                          for slot, h in zip(prep.slots, homs)]
@@ -65,9 +76,13 @@ def steps_paths(folder: Path, out: Path, count: int) -> list[Path]:
 
 
 def written(out: Path, save_mask: bool, save_warp: bool, steps_dir: Path | None,
-            iterations: int) -> list[tuple[str, Path]]:
-    """Every file one composite into ``out`` writes, as ``(what, path)``, the image first."""
+            iterations: int, top_k: int = 1, heatmap: bool = False) -> list[tuple[str, Path]]:
+    """Every file one composite into ``out`` writes, as ``(what, path)``, the image first
+    (``top_k`` and ``heatmap``: what ``--place auto`` may add)."""
     paths = [("the composite", out)]
+    paths += [("an alternative placement", alternative_path(out, k)) for k in range(2, top_k + 1)]
+    if heatmap:
+        paths.append(("the placement heatmap", heatmap_path(out)))
     if save_mask:
         paths.append(("the mask", mask_path(out)))
     if save_warp:

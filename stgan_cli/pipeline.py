@@ -34,7 +34,11 @@ class Options:
     steps_dir: Path | None = None
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
     batch_size: int = 8
-    place: str = "auto"  # auto (faces for a glasses model) | face | scene
+    place: str = "auto"  # auto (faces for a glasses model, the critic's search for an indoor one) | face | scene
+    candidates: int = 1000  # boxes the critic scores with --place auto
+    top_k: int = 1  # with --place auto: also composite the next K-1 best boxes
+    heatmap: bool = False  # with --place auto: write the critic's map
+    critic: str | None = None  # the placement critic (a model folder or name; default: placement)
     faces: str = "all"  # all | largest
     detector: str = "auto"  # auto | landmarks | haar (stgan_cli.faces.DETECTORS)
     skip_glasses_faces: bool = False  # leave faces that already wear glasses
@@ -53,6 +57,8 @@ class Prepared:
     clamped: bool = False  # the trust region shortened a correction
     limits: dict | None = None  # the trust region's limits for the (first) object
     notes: list[str] = field(default_factory=list)  # for the user: what was found and left out
+    search: object | None = None  # --place auto: stgan_cli.composite.auto.Search
+    alternatives: list[Slot] = field(default_factory=list)  # --top-k: the next best boxes, corrected too
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Result:
     timings: dict = field(default_factory=dict)
     clamped: bool = False
     notes: list[str] = field(default_factory=list)
+    placement: dict | None = None  # --place auto: the chosen box, its score, the candidates' count
 
     def to_json(self) -> dict:
         d = {"foreground": str(self.item.fg), "background": str(self.item.bg), "output": str(self.item.out),
@@ -75,6 +82,8 @@ class Result:
             d["clamped"] = self.clamped
         if self.notes:
             d["notes"] = self.notes
+        if self.placement is not None:
+            d["placement"] = self.placement
         if self.timings:
             d["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
         return d
@@ -102,12 +111,16 @@ class Compositor:
         self.placement = model.config.placement if model else Placement()
         domain = model.config.domain if model else "generic"
         self.face_mode = options.place == "face" or (options.place == "auto" and domain == "glasses")
+        # no model (--iterations 0 alone) means the default, an indoor one
+        self.search_mode = (options.place == "auto" and (model is None or domain == "indoor") and options.box is None
+                            and options.at is None and options.init is None)
         self.frame_size = tuple(model.config.image_size) if model else (144, 144)
         self.trust = None
         self.engine = None  # opened by ready(): stgan_cli.onnx_engine.OnnxEngine or TorchEngine
         self.engine_note: str | None = None  # why auto did not take the onnx engine
         self._cutouts: dict = {}
         self._cutout_lock = threading.Lock()
+        self._critic_state: tuple | None = None  # (critic or None, why none)
 
     def ready(self, count: int = 1) -> None:
         """Open the engine and the trust region, for a run of ``count`` items."""
@@ -162,26 +175,65 @@ class Compositor:
             slots, found = placement.face_slots(item.bg, bg, cutout, self.frame_size, self.opt.faces,
                                                 self.iterations > 0, self.opt.detector, self.opt.skip_glasses_faces)
             notes += found
-        else:
-            slots = [Slot(np.eye(3), bg.size, placement.initial_placement(cutout, bg.size, self.opt, self.placement))]
-            compositing.check_visible(cutout, slots[0].frame_from_fg, bg.size, "the initial placement")
-            if self.iterations > 0:
-                slots[0].bg_low, slots[0].fg_low = compositing.lowres_inputs(
-                    bg.pixels[..., :3], cutout, slots[0].frame_from_fg, self.model.config.image_size)
-                if self.model.config.detail:  # the window's source: the photo at the detail resolution
-                    slots[0].bg_detail, slots[0].fg_detail = compositing.lowres_inputs(
-                        bg.pixels[..., :3], cutout, slots[0].frame_from_fg, self.model.config.detail_size)
-        prep = Prepared(item, bg, cutout, slots, timings={"load": t1 - t0}, notes=notes)
+        found, starts = None, []
+        critic = self._critic() if self.search_mode and not self._placed_canvas(cutout, bg.size) else None
+        if self.search_mode and critic is None and self._critic_state and self._critic_state[1]:
+            with self._cutout_lock:  # said once per run, not per photo
+                said, self._critic_state = self._critic_state[1], (None, "")
+            notes.append(said)
+        if not self.face_mode and critic is not None:
+            from .composite import auto
+            from .core.boxes import to_pixels
+
+            found = auto.search(critic, bg.pixels, cutout.rgba, self.opt.candidates, self.opt.scale)
+            starts = [compositing.place_in_box(cutout, to_pixels(b, bg.size))
+                      for b in found.boxes[:max(1, self.opt.top_k)]]
+        elif not self.face_mode:
+            starts = [placement.initial_placement(cutout, bg.size, self.opt, self.placement)]
+        if not self.face_mode:
+            slots = [self._scene_slot(bg, cutout, m) for m in starts]
+        prep = Prepared(item, bg, cutout, slots[:1] if found is not None else slots, timings={"load": t1 - t0},
+                        notes=notes, search=found, alternatives=slots[1:] if found is not None else [])
         prep.timings["lowres"] = time.perf_counter() - t1
         return prep
+
+    def _critic(self):
+        """The placement critic, opened once; None (and a note) when none is installed and the user
+        named none: the model's fixed spot then."""
+        with self._cutout_lock:
+            if self._critic_state is None:
+                from .composite import auto
+
+                try:
+                    self._critic_state = (auto.open_critic(self.opt.critic), None)
+                except StganError as exc:
+                    if self.opt.critic is not None:
+                        raise
+                    self._critic_state = (None, f"no placement critic ({exc}): the model's fixed spot")
+            return self._critic_state[0]
+
+    def _placed_canvas(self, cutout, bg_size) -> bool:
+        """A cut-out the size of the background, without --scale: already placed."""
+        return tuple(cutout.source_size) == tuple(bg_size) and self.opt.scale is None
+
+    def _scene_slot(self, bg, cutout, bg_from_fg: np.ndarray) -> Slot:
+        slot = Slot(np.eye(3), bg.size, bg_from_fg)
+        compositing.check_visible(cutout, bg_from_fg, bg.size, "the initial placement")
+        if self.iterations > 0:
+            slot.bg_low, slot.fg_low = compositing.lowres_inputs(bg.pixels[..., :3], cutout, bg_from_fg,
+                                                                 self.model.config.image_size)
+            if self.model.config.detail:  # the window's source: the photo at the detail resolution
+                slot.bg_detail, slot.fg_detail = compositing.lowres_inputs(bg.pixels[..., :3], cutout, bg_from_fg,
+                                                                           self.model.config.detail_size)
+        return slot
 
     def predict(self, batch: list[Prepared]) -> list[np.ndarray]:
         """Warp parameters of every slot of every item after each iteration: per item, a
         ``(slots, K + 1, 8)`` array."""
         if self.iterations == 0:
-            return [np.zeros((len(p.slots), 1, 8)) for p in batch]
+            return [np.zeros((len(p.slots) + len(p.alternatives), 1, 8)) for p in batch]
         t0 = time.perf_counter()
-        slots = [s for p in batch for s in p.slots]
+        slots = [s for p in batch for s in p.slots + p.alternatives]
         bg = np.ascontiguousarray(np.stack([s.bg_low for s in slots]).transpose(0, 3, 1, 2))
         fg = np.ascontiguousarray(np.stack([s.fg_low for s in slots]).transpose(0, 3, 1, 2))
         detail = None
@@ -194,11 +246,12 @@ class Compositor:
         out, at = [], 0
         for p in batch:
             p.timings["network"] = dt
-            p.clamped = bool(clamped[at:at + len(p.slots)].any())
+            p.clamped = bool(clamped[at:at + len(p.slots)].any())  # of the output's own slots
             if run.resolved is not None:  # the limits in force for the first slot's object
                 p.limits = {k: round(float(v[at]), 4) for k, v in run.resolved.items()}
-            out.append(params[at:at + len(p.slots)])
-            at += len(p.slots)
+            n = len(p.slots) + len(p.alternatives)
+            out.append(params[at:at + n])
+            at += n
         return out
 
     def finish(self, prep: Prepared, params: np.ndarray) -> Result:
@@ -206,7 +259,9 @@ class Compositor:
         item = prep.item
         # per slot, the homography after each iteration (0 = the initial placement)
         homs = [[slot.initial()] + [slot.corrected(p) for p in slot_params[1:]]
-                for slot, slot_params in zip(prep.slots, params)]
+                for slot, slot_params in zip(prep.slots + prep.alternatives, params)]
+        homs, alt_homs = homs[:len(prep.slots)], homs[len(prep.slots):]
+        params = params[:len(prep.slots)]
         if self.iterations > 0 and not self.face_mode:
             compositing.check_visible(prep.cutout, homs[0][-1], prep.bg.size, "the model's correction")
         out, alpha = outputs.composite_all(prep.bg.pixels, prep.cutout, [h[-1] for h in homs])
@@ -226,10 +281,20 @@ class Compositor:
                 files.write_bytes(outputs.sidecar_path(item.out), json.dumps(data, indent=2).encode(), exclusive)
             if self.opt.steps_dir is not None:
                 outputs.write_steps(files, self.opt.steps_dir, prep, homs, out)
+            for k, h in enumerate(alt_homs, start=2):
+                image = outputs.composite_all(prep.bg.pixels, prep.cutout, [h[-1]])[0]
+                path = outputs.alternative_path(item.out, k)
+                files.write_bytes(path, imageio.encode(image, imageio.output_format(path), prep.bg.icc), exclusive)
+            if self.opt.heatmap and prep.search is not None:
+                from .composite import auto
+
+                files.write_bytes(outputs.heatmap_path(item.out),
+                                  imageio.encode(auto.heatmap(prep.search, prep.bg.pixels), ".png"), exclusive)
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
+        chosen = None if prep.search is None else prep.search.summary(prep.bg.size, 1 + len(prep.alternatives))
         return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings, clamped=prep.clamped,
-                      notes=prep.notes)
+                      notes=prep.notes, placement=chosen)
 
     # --- driver --------------------------------------------------------------------------------
 

@@ -45,10 +45,11 @@ def write_rgba(path, rgba):
     return Path(path)
 
 
-def random_model(folder, warps=2, image_size=(120, 160), seed=0, std=2e-4, arch="paper", detail=0):
+def random_model(folder, warps=2, image_size=(120, 160), seed=0, std=2e-4, arch="paper", detail=0, domain="generic"):
     """A model folder whose generators make small non-zero corrections, like a model in training."""
     torch.manual_seed(seed)
-    cfg = modelstore.ModelConfig(name="test-random", arch=arch, warps=warps, image_size=image_size, detail=detail)
+    cfg = modelstore.ModelConfig(name="test-random", arch=arch, warps=warps, image_size=image_size, detail=detail,
+                                 domain=domain)
     net = modelstore.build(cfg)
     for gen in (net.generators if arch == "paper" else [net.generators.block]):
         torch.nn.init.normal_(gen.out.weight, std=std)

@@ -204,3 +204,35 @@ def test_glasses_on_every_face_with_one_request(tmp_path):
         server.shutdown()
         server.server_close()
         session.close()
+
+
+def test_automatic_placement_returns_the_critics_map(tmp_path, monkeypatch):
+    """The page's "Place automatically": no placement in the request, the critic's box and map back."""
+    import torch
+
+    from conftest import random_model
+    from stgan_cli.model import critic as C
+
+    torch.manual_seed(0)
+    C.save(C.PlacementCritic(pretrained=False), tmp_path / "models" / "placement", {}, "# test\n")
+    monkeypatch.setenv("STGAN_MODELS_DIR", str(tmp_path / "models"))
+    model = random_model(tmp_path / "indoor", domain="indoor")
+    session = Session(modelstore.open_model(str(model)), max_pixels=2_000_000)
+    server = make_server(session, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        _, fg = upload(base, write_rgba(tmp_path / "fg.png", cutout_rgba()))
+        _, bg = upload(base, write_rgb(tmp_path / "bg.jpg", scene((300, 400))))
+        status, body = call(f"{base}/api/composite", json.dumps(
+            {"bg": {"upload": bg["id"]}, "fg": {"upload": fg["id"]}, "auto": True, "iterations": 1}).encode())
+        assert status == 200, body
+        res = json.loads(body)
+        assert res["placement"]["candidates"] > 100 and res["heatmap"].endswith("result_heatmap.png")
+        status, png = call(base + res["heatmap"])
+        (tmp_path / "heat.png").write_bytes(png)
+        assert status == 200 and imageio.read_image(tmp_path / "heat.png").size == (300, 400)
+    finally:
+        server.shutdown()
+        server.server_close()
+        session.close()

@@ -49,6 +49,12 @@ def test_a_wheel_in_a_fresh_venv_composites_the_sample(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "model indoor" in out.stderr and (work / "result.png").is_file()
     assert Path(json.loads((work / "result.json").read_text())["model"]["path"]).is_relative_to(target)
+    # with no box, the bundled placement critic chooses one
+    auto = subprocess.run([str(python), "-m", "stgan_cli", "composite", str(Path(samples) / "object_0.png"),
+                           str(Path(samples) / "room_0.png"), "--out", "auto.png", "--save-warp", "-k", "0"],
+                          cwd=work, capture_output=True, text=True, timeout=300)
+    assert auto.returncode == 0, auto.stderr
+    assert json.loads((work / "auto.json").read_text())["placement"]["candidates"] > 100
     other = subprocess.run([str(python), "-m", "stgan_cli", "composite", str(Path(samples) / "glasses.png"),
                             str(Path(samples) / "room_0.png"), "--out", "g.png", "--model", "glasses"],
                            cwd=work, capture_output=True, text=True, timeout=300)

@@ -102,6 +102,8 @@ class Session:
                        steps_dir=out_dir / "steps", trust_region=request.get("trust_region") or "default")
         if request.get("faces"):
             opts.place = "face"
+        elif request.get("auto"):  # no placement from the page: the critic chooses, its map comes back
+            opts.place, opts.heatmap = "auto", True
         else:
             opts.place = "scene"
             opts.init = out_dir / "init.json"
@@ -115,7 +117,8 @@ class Session:
         base = f"/results/{key}"
         return {"result": f"{base}/result.png", "sidecar": f"{base}/result.json",
                 "steps": [f"{base}/steps/{p.name}" for p in steps], "clamped": result.clamped,
-                "notes": [_public(n, self.folder) for n in result.notes]}
+                "notes": [_public(n, self.folder) for n in result.notes], "placement": result.placement,
+                "heatmap": f"{base}/result_heatmap.png" if (out_dir / "result_heatmap.png").is_file() else None}
 
     def _image(self, request: dict, role: str) -> Path:
         entry = request.get(role)

@@ -55,7 +55,19 @@ def composite(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item on stdout.")] = False,
     offline: OfflineOpt = False,
     place: Annotated[str, typer.Option(
-        "--place", help="auto (faces for a glasses model) | face (glasses on every detected face) | scene.")] = "auto",
+        "--place", help="auto: with no --box/--at/--init, a glasses model finds faces and an indoor model lets the "
+                        "placement critic choose the box | face (glasses on every detected face) | scene (the "
+                        "model's fixed spot).")] = "auto",
+    candidates: Annotated[int, typer.Option(
+        "--candidates", help="--place auto: about this many boxes (positions x scales) scored.", min=1)] = 1000,
+    top_k: Annotated[int, typer.Option(
+        "--top-k", help="--place auto: also write the next K-1 best placements (OUT_top2.png ...), each corrected.",
+        min=1)] = 1,
+    heatmap: Annotated[bool, typer.Option(
+        "--heatmap", help="--place auto: write OUT_heatmap.png, the critic's best score per position over the "
+                          "photo.")] = False,
+    critic: Annotated[Optional[str], typer.Option(
+        "--critic", help="--place auto: the placement critic (model folder or name). Default: placement.")] = None,
     faces: Annotated[str, typer.Option("--faces", help="With face placement: all | largest.")] = "all",
     detector: Annotated[str, typer.Option(
         "--detector", help="Face placement: landmarks (dlib, the landmarks extra) | haar (OpenCV) | auto "
@@ -137,7 +149,7 @@ def composite(
     from ..outputs import written as files_of
 
     def written(it):
-        return files_of(it.out, save_mask, save_warp, steps, k)
+        return files_of(it.out, save_mask, save_warp, steps, k, top_k, heatmap)
 
     if steps is not None and steps.exists() and not steps.is_dir():
         raise UsageError(f"--steps {steps}: is a file; --steps names a folder")
@@ -163,6 +175,7 @@ def composite(
         max_pixels=max_pixels, batch_size=batch_size, place=place, faces=faces,
         detector=detector, skip_glasses_faces=skip_glasses_faces,
         exclusive=batch and not overwrite, trust_region=trust, engine=engine,
+        candidates=candidates, top_k=top_k, heatmap=heatmap, critic=critic,
     )
     compositor = Compositor(loaded, opts, device, on_ready=on_ready, resolve_device=resolve_device)
 

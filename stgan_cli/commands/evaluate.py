@@ -36,7 +36,9 @@ def evaluate(
         "--protocol", help="Where each case starts. Real photos: box (the true box shifted and scaled, placed "
                            "like --box; the default) | sl3 (the paper's warp noise) | truth. Generated pairs and "
                            "glasses: sl3 (the default) | truth; glasses also detector (where OpenCV's Haar "
-                           "detector puts the eyes, against the landmarks' truth).")] = None,
+                           "detector puts the eyes, against the landmarks' truth). Real photos also auto: where "
+                           "the placement critic (--critic) puts each object with no box, against MODEL's fixed "
+                           "spot and a random candidate.")] = None,
     box_std: Annotated[float, typer.Option(
         "--box-std", help="Real photos, box protocol: std of the shift and log-scale, as a fraction of the "
                           "object's size.", min=0.0, callback=finite_number)] = 0.12,
@@ -49,6 +51,8 @@ def evaluate(
         "--trust-region", help="The inference limits, as in composite: default (each model's own), off, or "
                                "KEY=VALUE pairs over the default (keys move, scale, rotate, shape; "
                                "e.g. move=0.3,scale=1.2).")] = "default",
+    critic: Annotated[Optional[str], typer.Option(
+        "--critic", help="--protocol auto: the placement critic (model folder or name). Default: placement.")] = None,
     device: DeviceOpt = "auto",
     offline: OfflineOpt = False,
 ):
@@ -69,8 +73,12 @@ def evaluate(
 
     parse_trust(trust, Limits())
     photos = is_photo_dataset(data)
+    if protocol == "auto":
+        if not photos:
+            raise UsageError(f"--protocol auto: {data} is not a set of real photo pairs (stgan data from-photos)")
+        return _evaluate_auto(modelstore.open_model(models[0], offline), data, critic, seed, as_json)
     if photos and (protocol or "box") not in PROTOCOLS:
-        raise UsageError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS)}")
+        raise UsageError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS + ('auto',))}")
     dev = resolve_device(device)
     opened = [modelstore.open_model(m, offline) for m in models]
     if photos:
@@ -110,6 +118,7 @@ def evaluate(
     elif protocol == "detector":
         idx, p0 = _detector_starts(ds, data, cfg.image_size, n)
     iod = _eye_distances(ds, idx) if glasses else None
+    face_eyes = _face_eyes(ds, idx) if glasses else None
     labels = eval_report.labels([m.ref for m in opened])
     diagonal = float(np.hypot(*cfg.image_size))
     summaries = []
@@ -121,7 +130,7 @@ def evaluate(
             result = evaluate_batches(loaded.net.to(dev), ds, idx, p0, cfg.image_size, dev,
                                       keep_images=report is not None, eyes=eyes, eye_distance=iod,
                                       limits=parse_trust(trust, loaded.trust_limits()), iterations=k,
-                                      on_batch=lambda count: bar.advance(task, count))
+                                      on_batch=lambda count: bar.advance(task, count), face_eyes=face_eyes)
         result["means"]["corner_error_pct"] = [round(100 * c / diagonal, 3) for c in result["means"]["corner_error"]]
         summaries.append({"model": loaded.ref, "label": label, "warps": k, **result["means"]})
         if "lens_error" in result["medians"]:
@@ -147,6 +156,26 @@ def evaluate(
         print(eval_report.markdown(summaries))
     elif len(opened) > 1:
         eval_report.comparison(summaries, n)
+
+
+def _evaluate_auto(model, data: Path, critic: Optional[str], seed: int, as_json: bool) -> None:
+    """Where the critic puts each object with no box, against the model's fixed spot."""
+    from .. import auto_eval
+    from ..composite import auto
+
+    folder = auto.critic_folder(critic)
+    placement = model.config.placement
+    log(f"critic {folder} on the photo pairs of {data}; fixed spot: {model.ref}'s "
+        f"(centre {tuple(placement.center)}, width {placement.scale})")
+    with progress_bar("critic") as bar:
+        task = bar.add_task("critic", total=None)
+        result = auto_eval.evaluate(folder, data, placement.center, placement.scale, seed,
+                                    on_case=lambda: bar.advance(task, 1))
+    if as_json:
+        print(json.dumps({"data": str(data), "protocol": "auto", "critic": str(folder),
+                          "fixed": model.ref, **{k: v for k, v in result.items() if k != "pairs"}}))
+    else:
+        print(auto_eval.markdown(result))
 
 
 def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_std: float, homography, translation,
@@ -248,6 +277,18 @@ def _eye_distances(ds, idx):
     if not rows or any(r is None for r in rows):
         return None
     return torch.from_numpy(np.array([np.linalg.norm(np.subtract(*r)) for r in rows])).float()
+
+
+def _face_eyes(ds, idx):
+    """Per index, the face's own eye centres in the frame (``eyes_in_crop``, (N, 2, 2)), or None
+    where a folder predates them."""
+    import numpy as np
+    import torch
+
+    rows = _meta_of(ds, idx, "eyes_in_crop")
+    if not rows or any(r is None for r in rows):
+        return None
+    return torch.from_numpy(np.array(rows, float)).float()
 
 
 def _pick_landmarks(ds, picks: dict) -> dict:

@@ -74,6 +74,8 @@ def train(
     from ..errors import StganError, UsageError
     from ..training import config as config_mod
 
+    if config is not None and resume is None and _critic_config(config) is not None:
+        return _train_critic(_critic_config(config), data, out, overrides, seed)
     sets = list(overrides or [])
     if data is not None:
         sets.append(f"data.path={data}")
@@ -99,6 +101,35 @@ def train(
     if folder is not None:
         log(f"model written to {folder}")
         print(folder)
+
+
+def _critic_config(path: Path) -> dict | None:
+    """The config at ``path`` when it trains a placement critic (``kind: placement-critic``)."""
+    from ..model.critic import KIND
+    from ..yamlio import read_yaml
+
+    data = read_yaml(path)
+    return data if isinstance(data, dict) and data.get("kind") == KIND else None
+
+
+def _train_critic(cfg: dict, data: Path | None, out: Path | None, overrides, seed: int | None) -> None:
+    """``stgan train --config configs/placement.yaml``: the placement critic of ``--place auto``.  It
+    trains in minutes (the backbone is frozen; its features are computed once), so a stopped run
+    starts again rather than resuming."""
+    from ..errors import UsageError
+    from ..training.critic import train as train_critic
+
+    if out is None:
+        raise UsageError("--out RUN_DIR is required")
+    if overrides:
+        raise UsageError("--set is not taken by a placement critic's config: edit the YAML")
+    if data is not None:
+        cfg["data"]["sets"] = [{"path": str(data), "holes": True}]
+    if seed is not None:
+        cfg["seed"] = seed
+    folder = train_critic(cfg, out, log=log)
+    log(f"critic written to {folder}")
+    print(folder)
 
 
 @friendly_errors

@@ -1,0 +1,1 @@
+"""Where the cut-out goes: the automatic placement search."""

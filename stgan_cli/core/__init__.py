@@ -1,0 +1,1 @@
+"""Pure geometry shared by every part: no I/O, no model."""

@@ -1,0 +1,1 @@
+"""Models other than the generators' folders of :mod:`stgan_cli.modelstore`: the placement critic."""

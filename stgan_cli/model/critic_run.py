@@ -1,0 +1,75 @@
+"""The placement critic without PyTorch: its folder's config, the object crop it reads, and its
+``model.onnx`` run by onnxruntime (:mod:`stgan_cli.model.critic` holds the network itself).
+Importing this module imports neither torch nor onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+KIND = "placement-critic"
+FRAME = (120, 160)  # the photo, stretched, as the generators see it
+OBJECT = 64  # the object's crop, letterboxed on grey, pixels a side
+ONNX_FILE = "model.onnx"
+DIGEST_KEY = "stgan.weights_sha256"
+
+
+def object_crop(rgba: np.ndarray, premultiplied: bool = False) -> np.ndarray:
+    """The object of ``rgba`` (H, W, 4; float in [0, 1]) on mid grey, letterboxed into a 64x64
+    square (float32, RGB), as the critic sees it."""
+    import cv2
+
+    a = rgba[..., 3]
+    ys, xs = np.nonzero(a > 0.5)
+    if len(xs) == 0:
+        ys, xs = np.nonzero(a > 0)
+    if len(xs) == 0:
+        return np.full((OBJECT, OBJECT, 3), 0.5, np.float32)
+    crop = rgba[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
+    rgb = (crop[..., :3] if premultiplied else crop[..., :3] * crop[..., 3:]) + 0.5 * (1 - crop[..., 3:])
+    h, w = rgb.shape[:2]
+    s = OBJECT / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    out = np.full((OBJECT, OBJECT, 3), 0.5, np.float32)
+    top, left = (OBJECT - nh) // 2, (OBJECT - nw) // 2
+    out[top:top + nh, left:left + nw] = small.reshape(nh, nw, 3)
+    return out
+
+
+def read_config(folder: Path) -> dict:
+    """The critic's ``config.yaml``; a folder of another kind is refused in one line."""
+    from ..errors import StganError
+    from ..yamlio import read_yaml
+
+    data = read_yaml(Path(folder) / "config.yaml")
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise StganError(f"{folder}: not a placement critic (its config.yaml has no kind: {KIND})")
+    return data
+
+
+class OnnxCritic:
+    """The critic run by onnxruntime from a folder's ``model.onnx``, refused unless it was made from the
+    folder's current weights."""
+
+    def __init__(self, folder: Path, threads: int | None = None):
+        import onnx
+        import onnxruntime as ort
+
+        from ..errors import StganError
+        from ..onnx_engine import weights_digest
+
+        path = Path(folder) / ONNX_FILE
+        stamped = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        if stamped.get(DIGEST_KEY) != weights_digest(folder):
+            raise StganError(f"{path}: was not made from this folder's model.safetensors; remake it with "
+                             f"stgan export {folder} --format engine")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def score(self, photo: np.ndarray, crop: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"photo": photo.astype(np.float32), "object": crop.astype(np.float32),
+                                       "boxes": boxes.astype(np.float32)})[0]
