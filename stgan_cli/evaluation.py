@@ -59,8 +59,8 @@ def lens_points(p: torch.Tensor, lenses: torch.Tensor, size) -> torch.Tensor:
 def against_eyes(lenses: torch.Tensor, eyes: torch.Tensor) -> dict:
     """The lens centres ``lenses`` (B, 2, 2) against the face's own eye centres ``eyes`` (B, 2, 2),
     in its eye distances: the lenses' mean distance from the eyes (plain eye-centre truth), the
-    glasses' centre from the eyes' midpoint along the eye line (sideways) and across it (down:
-    positive), and the lens line's tilt from the eye line (degrees, unsigned)."""
+    glasses' centre from the eyes' midpoint along the eye line (signed, and its size: sideways) and
+    across it (down: positive), and the lens line's tilt from the eye line (degrees, unsigned)."""
     line = eyes[:, 1] - eyes[:, 0]
     iod = line.norm(dim=-1)
     u = line / iod[:, None]
@@ -69,8 +69,9 @@ def against_eyes(lenses: torch.Tensor, eyes: torch.Tensor) -> dict:
     lens_line = lenses[:, 1] - lenses[:, 0]
     tilt = torch.atan2(lens_line[:, 1], lens_line[:, 0]) - torch.atan2(line[:, 1], line[:, 0])
     tilt = torch.rad2deg(torch.atan2(torch.sin(tilt), torch.cos(tilt))).abs()
-    return {"eye_lens_error": (lenses - eyes).norm(dim=-1).mean(1) / iod,
-            "centre_along": (off * u).sum(1) / iod, "centre_across": (off * down).sum(1) / iod, "tilt_deg": tilt}
+    along = (off * u).sum(1) / iod
+    return {"eye_lens_error": (lenses - eyes).norm(dim=-1).mean(1) / iod, "centre_along": along,
+            "centre_sideways": along.abs(), "centre_across": (off * down).sum(1) / iod, "tilt_deg": tilt}
 
 
 def _eye_distance(eyes: torch.Tensor) -> torch.Tensor:

@@ -153,3 +153,21 @@ def test_stretching_about_the_base_moves_only_the_top():
     height_px = (y2 - y1) * SIZE[0] / 2
     assert e["base_error"].item() == pytest.approx(0, abs=0.05 * height_px * 0.1)
     assert e["top_error"].item() == pytest.approx(0.1 * height_px, rel=0.05)
+
+
+def test_lenses_against_the_faces_own_eyes():
+    """Sideways and downward offsets, spacing and tilt, in the face's eye distances (issue 35)."""
+    eyes = torch.tensor([[[40.0, 50.0], [80.0, 50.0]], [[0.0, 0.0], [30.0, 40.0]]])  # iod 40 and 50
+    lenses = eyes.clone()
+    lenses[0] += torch.tensor([4.0, 2.0])  # 0.1 along, 0.05 down
+    u = torch.tensor([0.6, 0.8])
+    down = torch.tensor([-0.8, 0.6])
+    lenses[1, 0] += -2.5 * u  # wider by 0.1 eye distances, about the midpoint
+    lenses[1, 1] += 2.5 * u + 5 * down
+    lenses[1] -= 2.5 * down  # net: the centre stays, the lens line tilts
+    got = evaluation.against_eyes(lenses, eyes)
+    assert got["centre_along"].tolist() == pytest.approx([0.1, 0.0], abs=1e-6)
+    assert got["centre_across"].tolist() == pytest.approx([0.05, 0.0], abs=1e-6)
+    assert got["eye_lens_error"][0].item() == pytest.approx(np.hypot(4, 2) / 40)
+    tilt = np.degrees(np.arctan2(5, 55))
+    assert got["tilt_deg"].tolist() == pytest.approx([0.0, tilt], abs=1e-4)

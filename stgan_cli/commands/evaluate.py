@@ -233,13 +233,15 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
 def _detector_starts(ds, data: Path, size, n: int):
     """Glasses placed where OpenCV's Haar detector puts the eyes, on the faces whose crops were aligned
     on landmarks (``meta.jsonl`` of ``stgan data glasses``): the indices of those faces (cycled to
-    ``n``) and, per index, the warp that shows the canonical glasses there."""
+    ``n``) and, per index, the warp that shows the canonical glasses where composite puts them on
+    those eyes (:func:`stgan_cli.landmarks.glasses_from_eyes`)."""
     import numpy as np
     import torch
 
     from .. import frames
     from ..data.glasses import read_meta
     from ..faces import canonical_eyes, similarity
+    from ..landmarks import glasses_from_eyes
 
     meta = read_meta(ds.data.root)
     usable = [i for i, name in enumerate(ds.data.bg_names or [])
@@ -252,7 +254,7 @@ def _detector_starts(ds, data: Path, size, n: int):
     eyes = canonical_eyes(size)
     p = []
     for i in idx:
-        shown = similarity(eyes, np.array(meta[ds.data.bg_names[i]]["haar_eyes"]))
+        shown = similarity(eyes, glasses_from_eyes(np.array(meta[ds.data.bg_names[i]]["haar_eyes"])))
         p.append(frames.params_showing_similarity(to_canon @ shown @ np.linalg.inv(to_canon)))
     return idx, torch.from_numpy(np.array(p)).float()
 
