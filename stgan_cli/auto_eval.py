@@ -22,37 +22,43 @@ import numpy as np
 from .core import boxes as B
 
 
-def truth_box(case) -> np.ndarray:
-    """The true box of a pair (normalised): its cut-out's outer pixel edges on the photo."""
+def placed_box(case, bg_from_fg: np.ndarray) -> np.ndarray:
+    """The normalised box of the case's cut-out placed by ``bg_from_fg`` (a scale and a shift)."""
+    from .frames import apply_homography
+
     x1, y1, x2, y2 = case.cutout.object_box()
-    return B.from_pixels((x1 + 0.5, y1 + 0.5, x2 + 0.5, y2 + 0.5), case.bg.shape[:2])
+    (a, b), (c, d) = apply_homography(bg_from_fg, [[x1, y1], [x2, y2]]) + 0.5
+    return B.from_pixels((a, b, c, d), case.bg.shape[:2])
 
 
-def fixed_box(case, center, width: float) -> np.ndarray:
-    """The box the model's fixed ``placement`` gives the object (centre, width share)."""
-    h, w = case.cutout.rgba.shape[:2]
-    H, W = case.bg.shape[:2]
-    bw, bh = width, width * (h / w) * (W / H)
-    return np.array([center[0] - bw / 2, center[1] - bh / 2, center[0] + bw / 2, center[1] + bh / 2])
+def starts(case, box: np.ndarray, center, width: float) -> dict:
+    """``bg_from_fg`` of the cut-out in the critic's ``box`` and at the model's fixed spot, as
+    ``composite`` places them."""
+    from . import compositing
+
+    return {"critic": compositing.place_in_box(case.cutout, B.to_pixels(box, case.bg.shape[:2])),
+            "fixed": compositing.place_scaled(case.cutout, case.bg.shape[:2], center, width)}
 
 
-def evaluate(folder: Path, data: Path, center, width: float, seed: int = 0, on_case=None) -> dict:
-    """The figures above for every pair of the ``from-photos`` split ``data``, with the critic of
-    ``folder`` (as composite opens it for the grid; its weights for the decoys' holes)."""
+def evaluate(folder: Path, cases: list, data: Path, center, width: float, seed: int = 0, on_case=None) -> dict:
+    """The figures above for the ``cases`` of the ``from-photos`` split ``data``, with the critic of
+    ``folder`` (as composite opens it for the grid; its weights for the decoys' holes); ``starts``
+    holds, per start (critic, fixed), each case's ``bg_from_fg``, for the generators to correct."""
     from . import photo_eval
     from .composite import auto
     from .model import critic as C
 
     critic = auto.open_critic(str(folder))
-    cases = photo_eval.load_cases(data)
-    rows = []
+    rows, placed = [], {"critic": [], "fixed": []}
     for case in cases:
-        truth = truth_box(case)
+        truth = placed_box(case, np.eye(3))
         size = case.bg.shape[:2]
         found = auto.search(critic, case.bg, case.cutout.rgba)
         boxes = np.concatenate([truth[None], found.boxes]).astype(np.float32)
         s = critic.score(auto.photo_input(case.bg), auto.object_input(case.cutout.rgba), boxes)
-        fixed = fixed_box(case, center, width)
+        for k, m in starts(case, found.boxes[0], center, width).items():
+            placed[k].append(m)
+        fixed = placed_box(case, placed["fixed"][-1])
         rows.append({"name": case.name, "source": case.source, "rank": 100 * float(np.mean(s[1:] > s[0])),
                      "chosen_error": float(B.centre_error(found.boxes[0], truth, size)),
                      "chosen_iou": float(B.iou(found.boxes[0], truth)),
@@ -64,7 +70,7 @@ def evaluate(folder: Path, data: Path, center, width: float, seed: int = 0, on_c
     by_group = [{"group": kind, "label": label, **summarise([rows[i] for i in idx])}
                 for kind, label, idx in photo_eval.groups(cases)]
     return {"pairs": rows, "summary": summarise(rows), "by_group": by_group,
-            "decoys": decoy_ranks(C.load(folder), data, seed)}
+            "decoys": decoy_ranks(C.load(folder), data, seed), "starts": placed}
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -27,7 +27,7 @@ PHOTO_COLUMNS = ["corner error, % of diagonal (mean / median)", "corner error px
 def photo_markdown(rows: list[dict]) -> str:
     lines = ["| model | " + " | ".join(PHOTO_COLUMNS) + " |", "|---" * (len(PHOTO_COLUMNS) + 1) + "|"]
     for r in rows:
-        name = "identity (no correction)" if r["model"] is None else f"{r['label']} ({r['warps']} G)"
+        name = r.get("name") or ("identity (no correction)" if r["model"] is None else f"{r['label']} ({r['warps']} G)")
         lines.append(f"| {name} | " + " | ".join(photo_cells(r)) + " |")
     return "\n".join(lines)
 

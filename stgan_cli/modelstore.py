@@ -246,7 +246,9 @@ def read_config(folder: Path) -> ModelConfig:
 
     cfg_path = folder / CONFIG_FILE
     data = read_yaml(cfg_path) or {}
-    if isinstance(data, dict) and data.get("kind") == "placement-critic":
+    from .model.critic_run import KIND
+
+    if isinstance(data, dict) and data.get("kind") == KIND:
         raise StganError(f"{folder}: is the placement critic, not a generator model (composite --place auto "
                          "uses it; --critic names another)")
     return ModelConfig.from_dict(data, str(cfg_path))

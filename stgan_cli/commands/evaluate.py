@@ -76,7 +76,8 @@ def evaluate(
     if protocol == "auto":
         if not photos:
             raise UsageError(f"--protocol auto: {data} is not a set of real photo pairs (stgan data from-photos)")
-        return _evaluate_auto(modelstore.open_model(models[0], offline), data, critic, seed, as_json)
+        return _evaluate_auto(modelstore.open_model(models[0], offline), data, critic, seed, as_json,
+                              resolve_device(device), trust)
     if photos and (protocol or "box") not in PROTOCOLS:
         raise UsageError(f"--protocol {protocol}: expected one of {', '.join(PROTOCOLS + ('auto',))}")
     dev = resolve_device(device)
@@ -158,24 +159,38 @@ def evaluate(
         eval_report.comparison(summaries, n)
 
 
-def _evaluate_auto(model, data: Path, critic: Optional[str], seed: int, as_json: bool) -> None:
-    """Where the critic puts each object with no box, against the model's fixed spot."""
-    from .. import auto_eval
+def _evaluate_auto(model, data: Path, critic: Optional[str], seed: int, as_json: bool, dev: str, trust: str) -> None:
+    """Where the critic puts each object with no box, against the model's fixed spot; then the
+    model's correction of both starts, as ``composite`` runs it."""
+    from .. import auto_eval, eval_report, photo_eval
     from ..composite import auto
+    from ..trust_region import parse as parse_trust
 
     folder = auto.critic_folder(critic)
     placement = model.config.placement
     log(f"critic {folder} on the photo pairs of {data}; fixed spot: {model.ref}'s "
         f"(centre {tuple(placement.center)}, width {placement.scale})")
+    cases = photo_eval.load_cases(data)
     with progress_bar("critic") as bar:
-        task = bar.add_task("critic", total=None)
-        result = auto_eval.evaluate(folder, data, placement.center, placement.scale, seed,
+        task = bar.add_task("critic", total=len(cases))
+        result = auto_eval.evaluate(folder, cases, data, placement.center, placement.scale, seed,
                                     on_case=lambda: bar.advance(task, 1))
+    rows = []
+    for start, label in (("critic", "the critic's box"), ("fixed", "the fixed spot")):
+        inits = result["starts"][start]
+        rows.append({"name": f"{label}, no correction", "model": None, **photo_eval.summarise(cases, [[m] for m in inits])})
+        homs = photo_eval.predict(model.net.to(dev), cases, inits, model.config.image_size, dev,
+                                  limits=parse_trust(trust, model.trust_limits()), iterations=model.config.iterations,
+                                  detail_size=model.config.detail_size)
+        rows.append({"name": f"{label}, {model.ref} ({model.config.iterations} G)", "model": model.ref,
+                     "label": model.ref, **photo_eval.summarise(cases, homs)})
+    public = [{k: v for k, v in r.items() if k != "per_case_pct"} for r in rows]
     if as_json:
-        print(json.dumps({"data": str(data), "protocol": "auto", "critic": str(folder),
-                          "fixed": model.ref, **{k: v for k, v in result.items() if k != "pairs"}}))
+        print(json.dumps({"data": str(data), "protocol": "auto", "critic": str(folder), "fixed": model.ref,
+                          "corrected": public, **{k: v for k, v in result.items() if k not in ("pairs", "starts")}}))
     else:
-        print(auto_eval.markdown(result))
+        print(auto_eval.markdown(result) + "\n\nThe same starts, then the model's correction (against the true "
+              "placement):\n\n" + eval_report.photo_markdown(public))
 
 
 def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_std: float, homography, translation,

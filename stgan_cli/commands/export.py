@@ -13,17 +13,6 @@ from .options import ModelArg, OfflineOpt
 
 
 
-def _critic_folder(model: str, offline: bool):
-    """The folder of ``model`` when it is the placement critic (it exports only as ``engine``)."""
-    from .. import modelstore
-    from ..model.critic_run import KIND
-    from ..yamlio import read_yaml
-
-    folder = modelstore.resolve(model, offline)
-    data = read_yaml(folder / modelstore.CONFIG_FILE)
-    return folder if isinstance(data, dict) and data.get("kind") == KIND else None
-
-
 @friendly_errors
 def export(
     model: ModelArg = None,
@@ -56,13 +45,18 @@ def export(
             raise UsageError("--out is required (a file for onnx/pt2, a folder for package)")
     from .. import export as exporter
 
-    if fmt == "engine" and out is None and _critic_folder(model, offline) is not None:
-        from ..model.critic import export_onnx
+    if fmt == "engine" and out is None:
+        from ..model.critic_run import is_critic
+        from ..modelstore import resolve
 
-        path = export_onnx(_critic_folder(model, offline))
-        log(f"exported the placement critic {model} to {path} (checked against PyTorch's scores)")
-        print(json.dumps({"format": "engine", "path": str(path)}))
-        return
+        folder = resolve(model, offline)
+        if is_critic(folder):
+            from ..model.critic import export_onnx
+
+            path = export_onnx(folder)
+            log(f"exported the placement critic {model} to {path} (checked against PyTorch's scores)")
+            print(json.dumps({"format": "engine", "path": str(path)}))
+            return
     staging = None
     if out is None and fmt != "engine":  # a package only on its way to the Hub, removed once it is there (or not)
         import tempfile

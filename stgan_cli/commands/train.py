@@ -74,8 +74,9 @@ def train(
     from ..errors import StganError, UsageError
     from ..training import config as config_mod
 
-    if config is not None and resume is None and _critic_config(config) is not None:
-        return _train_critic(_critic_config(config), data, out, overrides, seed)
+    critic_cfg = _critic_config(config) if config is not None and resume is None else None
+    if critic_cfg is not None:
+        return _train_critic(critic_cfg, data, out, overrides, seed)
     sets = list(overrides or [])
     if data is not None:
         sets.append(f"data.path={data}")
@@ -105,7 +106,7 @@ def train(
 
 def _critic_config(path: Path) -> dict | None:
     """The config at ``path`` when it trains a placement critic (``kind: placement-critic``)."""
-    from ..model.critic import KIND
+    from ..model.critic_run import KIND
     from ..yamlio import read_yaml
 
     data = read_yaml(path)

@@ -49,11 +49,22 @@ def read_config(folder: Path) -> dict:
     return data
 
 
+def is_critic(folder: Path) -> bool:
+    """Whether the model folder ``folder`` holds a placement critic."""
+    from ..errors import StganError
+
+    try:
+        read_config(folder)
+    except StganError:
+        return False
+    return True
+
+
 class OnnxCritic:
     """The critic run by onnxruntime from a folder's ``model.onnx``, refused unless it was made from the
     folder's current weights."""
 
-    def __init__(self, folder: Path, threads: int | None = None):
+    def __init__(self, folder: Path):
         import onnx
         import onnxruntime as ort
 
@@ -65,10 +76,7 @@ class OnnxCritic:
         if stamped.get(DIGEST_KEY) != weights_digest(folder):
             raise StganError(f"{path}: was not made from this folder's model.safetensors; remake it with "
                              f"stgan export {folder} --format engine")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def score(self, photo: np.ndarray, crop: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"photo": photo.astype(np.float32), "object": crop.astype(np.float32),

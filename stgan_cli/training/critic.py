@@ -27,7 +27,7 @@ from ..core import boxes as B
 from ..model import critic as C
 from .decoys import push_pull_fill
 
-MAX_DECOYS = 8
+MAX_DECOYS = 6
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Versions:
 def decoy_count(box: np.ndarray) -> int:
     """Fewer decoys for larger objects: their holes would bury the scene."""
     area = (box[2] - box[0]) * (box[3] - box[1])
-    return int(np.clip(round(0.3 / max(area, 1e-3)), 2, 6))
+    return int(np.clip(round(0.3 / max(area, 1e-3)), 2, MAX_DECOYS))
 
 
 def sample_decoys(truth: np.ndarray, n: int, rng: np.random.Generator, grid: np.ndarray | None = None,
@@ -152,13 +152,14 @@ def build_versions(critic: C.PlacementCritic, bg: np.ndarray, fg: np.ndarray, ob
     batch, start = [], time.time()
 
     def flush():
-        x = torch.cat([b for b, _ in batch])
+        x = torch.cat(batch)
         f8, f16 = critic.photo_features(x)
         f8s.append(f8.half())
         f16s.append(f16.half())
         batch.clear()
 
     for i in range(n):
+        grid = B.candidate_boxes((truths[i, 2] - truths[i, 0]) / max(truths[i, 3] - truths[i, 1], 1e-6))[0]
         for v in range(versions):
             flip = v % 2 == 1
             img = torch.from_numpy(bg[i]).permute(2, 0, 1)[None].float() / 255
@@ -167,15 +168,15 @@ def build_versions(critic: C.PlacementCritic, bg: np.ndarray, fg: np.ndarray, ob
             if flip:
                 img, alpha = img.flip(-1), alpha.flip(-1)
                 truth[[0, 2]] = 1 - truth[[2, 0]]
-            k = decoy_count(truth)
-            decoys = sample_decoys(truth, k, rng, B.candidate_boxes(truth_aspect(truth))[0], mixture=not grid_decoys)
+            # the grid is its own mirror image (same boxes, same order): one per pair serves both
+            decoys = sample_decoys(truth, decoy_count(truth), rng, grid, mixture=not grid_decoys)
             if holes:
                 img = with_decoy_holes(img, alpha, truth, decoys)
             boxes = np.zeros((1 + MAX_DECOYS, 4))
             boxes[0], boxes[1:1 + len(decoys)] = truth, decoys
             valid = np.zeros(1 + MAX_DECOYS, bool)
             valid[:1 + len(decoys)] = True
-            batch.append((img, i))
+            batch.append(img)
             things.append(thing[flip][i])
             all_boxes.append(boxes)
             valids.append(valid)
@@ -188,10 +189,6 @@ def build_versions(critic: C.PlacementCritic, bg: np.ndarray, fg: np.ndarray, ob
         flush()
     return Versions(torch.cat(f8s), torch.cat(f16s), torch.stack(things), torch.tensor(np.array(all_boxes)).float(),
                     torch.tensor(np.array(valids)), torch.tensor(pairs))
-
-
-def truth_aspect(box: np.ndarray) -> float:
-    return float((box[2] - box[0]) / max(box[3] - box[1], 1e-6))
 
 
 def scores(critic: C.PlacementCritic, data: Versions, rows: torch.Tensor) -> torch.Tensor:

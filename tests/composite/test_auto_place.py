@@ -214,6 +214,13 @@ def test_eval_auto_ranks_the_truth_and_compares_the_fixed_spot(tmp_path, indoor_
     assert s["fixed_error_mean"] == pytest.approx(expected, abs=0.3)
     assert 0 <= s["chosen_iou_mean"] <= 1 and 0 <= s["random_iou_mean"] <= 1
     assert 0 <= res["decoys"]["rank_percentile_mean"] <= 100
+    # both starts, then the model's correction (its 2 generators), through composite's own code
+    names = [r["name"] for r in res["corrected"]]
+    assert len(names) == 4 and names[0] == "the critic's box, no correction"
+    start, fixed = res["corrected"][0], res["corrected"][2]
+    assert fixed["iou"][0] == pytest.approx(s["fixed_iou_mean"], abs=0.02)
+    assert start["iou"][0] == pytest.approx(s["chosen_iou_mean"], abs=0.02)
+    assert len(res["corrected"][1]["corner_pct"]) == 3 and 0 <= res["corrected"][1]["worse_share"] <= 1
     r = run("eval", indoor_model, "--data", data / "test", "--protocol", "auto", "--critic", critic_dir)
     assert r.exit_code == 0 and "the critic's best box" in r.stdout and "the model's fixed spot" in r.stdout
 
