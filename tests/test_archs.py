@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli import archs, evaluation, export, geometry, modelstore, nets
+from stgan_cli import archs, export, geometry, modelstore, nets
 from stgan_cli.archs import refiner
 from stgan_cli.errors import StganError
 
@@ -17,7 +17,7 @@ def box_and_pts(batch=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     center = (torch.rand(batch, 2, generator=g, dtype=torch.float64) - 0.5) * 0.6
     half = torch.rand(batch, 2, generator=g, dtype=torch.float64) * 0.3 + 0.1
-    return center, half, evaluation.box_points(torch.cat([center - half, center + half], 1))
+    return center, half, geometry.box_points(torch.cat([center - half, center + half], 1))
 
 
 def test_registry_names_and_refusal():
@@ -30,7 +30,7 @@ def test_corner_update_is_exact_to_first_order():
     center, half, pts = box_and_pts()
     offsets = torch.randn(5, 4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 1e-5
     dp = refiner.corner_update(offsets, center, half, refiner.box_jacobian_inverse())
-    moved = evaluation.displayed(pts, dp) - pts
+    moved = geometry.displayed(pts, dp) - pts
     assert (moved - offsets).abs().max() < 1e-3 * offsets.abs().max()
 
 

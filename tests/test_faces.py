@@ -208,12 +208,12 @@ def test_data_glasses_on_real_faces_aligns_the_eyes(tmp_path):
 
 
 def test_lens_error_is_normalised_by_the_eye_distance():
-    from stgan_cli import evaluation
+    from stgan_cli.evaluation import metrics
 
     eyes = torch.from_numpy(faces.canonical_eyes((144, 144))).float()
     p = torch.zeros(2, 8)
     p[1, 0] = -0.1 * 2 / 144 * 39  # shows the glasses moved right by 0.1 eye distances (39 px)
-    err = evaluation.lens_errors(p, eyes, (144, 144))
+    err = metrics.lens_errors(p, eyes, (144, 144))
     assert err[0].item() == pytest.approx(0, abs=1e-6) and err[1].item() == pytest.approx(0.1, rel=1e-3)
 
 

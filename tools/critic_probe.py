@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stgan_cli import evaluation
+from stgan_cli.evaluation import synthetic
 from stgan_cli.data import perturb
 from stgan_cli.training import config as config_mod
 from stgan_cli.training.trainer import Trainer
@@ -24,7 +24,7 @@ def truth_preferred(trainer: Trainer, n: int) -> float:
     idx = np.resize(np.arange(len(trainer.batches.eval_data)), n)
     p0 = perturb.warp_noise(n, trainer.cfg.perturb.homography, trainer.cfg.perturb.translation,
                             np.random.default_rng(0))
-    out = evaluation.evaluate_batches(trainer.net, trainer.batches.eval_data, idx, torch.from_numpy(p0).float(), trainer.size)
+    out = synthetic.evaluate_batches(trainer.net, trainer.batches.eval_data, idx, torch.from_numpy(p0).float(), trainer.size)
     return out["means"]["truth_preferred"][0]  # the untrained G_1 is the identity: iterate 0 is the start
 
 

@@ -61,14 +61,14 @@ def evaluate(
     import numpy as np
     import torch
 
-    from .. import eval_report
+    from ..evaluation import report as eval_report
 
     from .. import modelstore
     from ..data.datasets import open_eval_set
     from ..data.perturb import warp_noise
-    from ..evaluation import evaluate_batches
+    from ..evaluation.synthetic import evaluate_batches
 
-    from ..photo_eval import PROTOCOLS, is_photo_dataset
+    from ..evaluation.photos import PROTOCOLS, is_photo_dataset
     from ..trust_region import Limits, parse as parse_trust
 
     parse_trust(trust, Limits())
@@ -162,7 +162,7 @@ def evaluate(
 def _evaluate_auto(model, data: Path, critic: Optional[str], seed: int, as_json: bool, dev: str, trust: str) -> None:
     """Where the critic puts each object with no box, against the model's fixed spot; then the
     model's correction of both starts, as ``composite`` runs it."""
-    from .. import auto_eval, eval_report, photo_eval
+    from ..evaluation import auto as auto_eval, photos as photo_eval, report as eval_report
     from ..composite import auto
     from ..trust_region import parse as parse_trust
 
@@ -200,7 +200,7 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
     import numpy as np
 
     _check_iterations(opened, iterations)
-    from .. import eval_report, photo_eval
+    from ..evaluation import photos as photo_eval, report as eval_report
     from ..trust_region import parse as parse_trust
 
     cases = photo_eval.load_cases(data)

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .. import evaluation, geometry
+from .. import geometry
 from . import losses
 
 
@@ -73,7 +73,7 @@ def supervised(net, opt, batch, o, size, dist, autocast, harm_weight: float | No
     opt.zero_grad(set_to_none=True)
     total, per_round = 0.0, [0.0] * o.pretrain_rounds
     for bg, fg, p, _, *detail in _micro(batch, o):
-        boxes = evaluation.object_boxes(fg[:, 3])
+        boxes = geometry.object_boxes(fg[:, 3])
         start = p
         loss = 0.0
         for r in range(o.pretrain_rounds):
@@ -138,7 +138,7 @@ def adversarial(net, opt_g, batch, o, upto: int, train_from: int, trained, size,
             # Every trained iterate, not only the last: end to end, the earlier generators would
             # otherwise be free to trade their own accuracy for the final one, and a user who
             # stops early (--iterations) gets their iterate.
-            boxes = evaluation.object_boxes(fg[:, 3])
+            boxes = geometry.object_boxes(fg[:, 3])
             corner = sum(corner_loss(o.corner_loss, p, boxes, size) for p in ps) / len(ps)
             loss = loss + o.supervised_weight * corner
             stats["loss_sup"] = stats.get("loss_sup", 0.0) + corner.item() / o.grad_accum

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .. import atomic, evaluation, geometry, modelstore, nets
+from .. import atomic, geometry, modelstore, nets
+from ..evaluation import metrics as evaluation_metrics
 from ..errors import StganError
 from . import checkpoint, config as config_mod, report, stages, steps
 from .batches import Batches
@@ -213,7 +214,7 @@ class Trainer:
         self.net.eval()
         bg, fg, p0 = self.batches.held_out(self.cfg.data.eval_samples)
         pred = self.net(bg, fg, p0, iterations=self.trained_warps())
-        metrics = evaluation.iteration_metrics(pred, fg, self.size)
+        metrics = evaluation_metrics.iteration_metrics(pred, fg, self.size)
         return {k: [round(float(x), 4) for x in metrics[k].mean(1)] for k in ("corner_error", "shape_error", "iou")}
 
     @torch.no_grad()

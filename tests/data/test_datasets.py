@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 from typer.testing import CliRunner
 
-from stgan_cli import frames
+from stgan_cli import frames, geometry
 from stgan_cli.cli import app
 from stgan_cli.data import datasets, perturb
 from stgan_cli.data import synth_indoor as si
@@ -264,15 +264,14 @@ def test_synth_indoor_and_sheet_commands(tmp_path):
 def test_box_noise_shows_the_object_where_a_rough_box_would_put_it():
     import torch
 
-    from stgan_cli import evaluation
     from stgan_cli.data.perturb import box_noise
 
     boxes = np.array([[-0.5, -0.2, 0.1, 0.6], [0.0, 0.0, 0.4, 0.3], [-0.9, -0.9, 0.9, 0.9]])
     p = box_noise(boxes, 0.12, np.random.default_rng(1))
     r = np.random.default_rng(1)
     sx, sy, log_s = (r.normal(0, 0.12, 3) for _ in range(3))
-    pts = evaluation.box_points(torch.tensor(boxes))
-    shown = evaluation.displayed(pts, torch.tensor(p)).numpy()
+    pts = geometry.box_points(torch.tensor(boxes))
+    shown = geometry.displayed(pts, torch.tensor(p)).numpy()
     centre, size = (boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]
     expect = (pts.numpy() - centre[:, None]) * np.exp(log_s)[:, None, None] + centre[:, None] \
         + (np.stack([sx, sy], 1) * size)[:, None]

@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from stgan_cli import evaluation, geometry, modelstore
+from stgan_cli import geometry, modelstore
+from stgan_cli.evaluation import metrics
 from stgan_cli.cli import app
 from stgan_cli.data import perturb
 from stgan_cli.data import synth_indoor as si
@@ -229,7 +230,7 @@ def test_real_images_pass_through_the_same_resampling_as_fakes(tiny, tmp_path):
     # the magnitude used for indoor moves an object's box corners by under a pixel at 120x160
     boxes = torch.tensor([[-0.5, -0.3, 0.3, 0.6]]).expand(2000, 4)
     jitter = torch.from_numpy(perturb.warp_noise(2000, 0.004, 0.0, np.random.default_rng(0))).float()
-    corner = evaluation.placement_errors(jitter, boxes, (120, 160))["corner_error"]
+    corner = metrics.placement_errors(jitter, boxes, (120, 160))["corner_error"]
     assert corner.quantile(0.99) < 1.0 and corner.mean() < 0.5  # about what a random sub-pixel offset blurs
 
 
@@ -254,7 +255,7 @@ def test_supervised_anchor_in_the_adversarial_stages(tiny, tmp_path):
     t.batches.rng = np.random.default_rng([t.cfg.run.seed, 0])  # the same batch again
     bg, fg, p0, _ = t.batches.train(t.cfg.optim.batch_size)
     p = p0 + gen(bg, geometry.warp_foreground(fg, p0))
-    (w * losses.supervised_corner_loss(p, evaluation.object_boxes(fg[:, 3]))).backward()
+    (w * losses.supervised_corner_loss(p, geometry.object_boxes(fg[:, 3]))).backward()
     for a, b, g in zip(anchored, plain, gen.parameters()):
         torch.testing.assert_close(a - b, g.grad, rtol=1e-4, atol=1e-6)
     assert any(g.grad.abs().max() > 0 for g in gen.parameters())
@@ -283,7 +284,7 @@ def test_supervised_anchor_end_to_end_covers_every_iterate(tiny, tmp_path):
     gens.zero_grad()
     t.batches.rng = np.random.default_rng([t.cfg.run.seed, 0])
     bg, fg, p0, _ = t.batches.train(t.cfg.optim.batch_size)
-    boxes = evaluation.object_boxes(fg[:, 3])
+    boxes = geometry.object_boxes(fg[:, 3])
     p1 = p0 + gens[0](bg, geometry.warp_foreground(fg, p0))
     p2 = p1 + gens[1](bg, geometry.warp_foreground(fg, p1))
     (w * (losses.supervised_corner_loss(p1, boxes) + losses.supervised_corner_loss(p2, boxes)) / 2).backward()
@@ -321,8 +322,8 @@ def test_supervised_pretraining_halves_the_corner_error(tmp_path):
     with torch.no_grad():
         p1 = p0 + gen(bg, geometry.warp_foreground(fg, p0))
         p2 = p1 + gen(bg, geometry.warp_foreground(fg, p1))
-    boxes = evaluation.object_boxes(fg[:, 3])
-    once, twice = (evaluation.placement_errors(p, boxes, (48, 64))["corner_error"].mean().item() for p in (p1, p2))
+    boxes = geometry.object_boxes(fg[:, 3])
+    once, twice = (metrics.placement_errors(p, boxes, (48, 64))["corner_error"].mean().item() for p in (p1, p2))
     assert once == pytest.approx(after, rel=1e-4) and twice < 0.9 * once, (once, twice)
 
 

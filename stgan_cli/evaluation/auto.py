@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import boxes as B
+from ..core import boxes as B
 
 
 def placed_box(case, bg_from_fg: np.ndarray) -> np.ndarray:
     """The normalised box of the case's cut-out placed by ``bg_from_fg`` (a scale and a shift)."""
-    from .frames import apply_homography
+    from ..frames import apply_homography
 
     x1, y1, x2, y2 = case.cutout.object_box()
     (a, b), (c, d) = apply_homography(bg_from_fg, [[x1, y1], [x2, y2]]) + 0.5
@@ -34,7 +34,7 @@ def placed_box(case, bg_from_fg: np.ndarray) -> np.ndarray:
 def starts(case, box: np.ndarray, center, width: float) -> dict:
     """``bg_from_fg`` of the cut-out in the critic's ``box`` and at the model's fixed spot, as
     ``composite`` places them."""
-    from . import compositing
+    from .. import compositing
 
     return {"critic": compositing.place_in_box(case.cutout, B.to_pixels(box, case.bg.shape[:2])),
             "fixed": compositing.place_scaled(case.cutout, case.bg.shape[:2], center, width)}
@@ -44,9 +44,9 @@ def evaluate(folder: Path, cases: list, data: Path, center, width: float, seed: 
     """The figures above for the ``cases`` of the ``from-photos`` split ``data``, with the critic of
     ``folder`` (as composite opens it for the grid; its weights for the decoys' holes); ``starts``
     holds, per start (critic, fixed), each case's ``bg_from_fg``, for the generators to correct."""
-    from . import photo_eval
-    from .composite import auto
-    from .model import critic as C
+    from . import photos as photo_eval
+    from ..composite import auto
+    from ..model import critic as C
 
     critic = auto.open_critic(str(folder))
     rows, placed = [], {"critic": [], "fixed": []}
@@ -86,9 +86,9 @@ def summarise(rows: list[dict]) -> dict:
 
 def decoy_ranks(critic, data: Path, seed: int, versions: int = 4) -> dict:
     """The truth's rank among decoys drawn from the candidate grid, each over a filled hole."""
-    from .data.datasets import PairedDataset
-    from .model import critic as C
-    from .training import critic as T
+    from ..data.datasets import PairedDataset
+    from ..model import critic as C
+    from ..training import critic as T
 
     root = Path(data)
     split = None if (root / "backgrounds").is_dir() else "test"

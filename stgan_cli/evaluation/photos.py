@@ -30,8 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import compositing, frames, imageio
-from .errors import StganError
+from .. import compositing, frames, imageio
+from ..errors import StganError
 
 PROTOCOLS = ("box", "sl3", "truth")
 BOX_STD = 0.12  # the user's rough box: shifted and scaled by ~12 % of the object's size
@@ -86,8 +86,8 @@ def is_photo_dataset(folder: Path) -> bool:
 
 def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> list[Case]:
     """Every pair of a ``from-photos`` split (``test/`` when given the dataset's root)."""
-    from .data.datasets import dataset_root, read_meta
-    from .imageio import list_images
+    from ..data.datasets import dataset_root, read_meta
+    from ..imageio import list_images
 
     folder = Path(folder)
     if not (folder / "backgrounds").is_dir() and (folder / "test").is_dir():
@@ -117,7 +117,7 @@ def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generato
     if protocol == "truth":
         return [np.eye(3) for _ in cases]
     if protocol == "sl3":
-        from .data.perturb import warp_noise
+        from ..data.perturb import warp_noise
         p0 = warp_noise(len(cases), *sl3_std, rng=rng)
         return [frames.bg_from_fg_pixels(p, c.size, np.eye(3)) for p, c in zip(p0, cases)]
     if protocol != "box":
@@ -138,7 +138,7 @@ def with_decoys(cases: list[Case], inits: list[np.ndarray], dilate: float = 0.03
     real one (:func:`stgan_cli.data.photos.make_pair`).  The filled hole then no longer says where
     the object belongs: what is left is the scene (:mod:`stgan_cli.training.decoys`).  Starts at the
     truth, and decoys that would cover more than ``max_area`` of the photo, are left as they are."""
-    from .data.photos import pyramid_fill
+    from ..data.photos import pyramid_fill
 
     out = []
     for c, m in zip(cases, inits):
@@ -166,7 +166,7 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
     each batch of ``count`` cases."""
     import torch
 
-    from .trust_region import TrustRegion
+    from ..trust_region import TrustRegion
 
     out = []
     for start in range(0, len(cases), batch):

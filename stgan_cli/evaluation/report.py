@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import imageio
-from .training.report import sample_grid
+from .. import imageio
+from ..training.report import sample_grid
 
 
 def photo_cells(r: dict, i: int = -1) -> list[str]:

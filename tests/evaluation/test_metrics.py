@@ -6,7 +6,8 @@ import scipy.linalg
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import evaluation, geometry
+from stgan_cli import geometry
+from stgan_cli.evaluation import metrics, synthetic
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 
@@ -22,16 +23,16 @@ def box_canvas(x1, y1, x2, y2):
 
 
 def test_object_boxes_are_canonical_pixel_edges():
-    boxes = evaluation.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    boxes = geometry.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
     torch.testing.assert_close(boxes, torch.tensor([[40 / 80 - 1, 30 / 60 - 1, 80 / 80 - 1, 90 / 60 - 1]]))
 
 
 @pytest.mark.parametrize("k", [1.0, 3.0, 7.5])
 def test_pure_translation_of_k_pixels(k):
-    boxes = evaluation.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    boxes = geometry.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
     p = torch.zeros(1, 8)
     p[0, 0] = -k * 2 / SIZE[1]  # the object shows moved by expm(-A(p)): +k pixels in x
-    e = evaluation.placement_errors(p, boxes, SIZE)
+    e = metrics.placement_errors(p, boxes, SIZE)
     assert e["corner_error"].item() == pytest.approx(k, rel=1e-5)
     assert e["shape_error"].item() == pytest.approx(0, abs=1e-5)
     assert e["x_error"].item() == pytest.approx(k, rel=1e-5) and e["y_error"].item() == pytest.approx(0, abs=1e-6)
@@ -40,10 +41,10 @@ def test_pure_translation_of_k_pixels(k):
 
 def test_identical_masks_and_disjoint_masks():
     a = box_canvas(10, 10, 50, 50)[:, 3]
-    assert evaluation.mask_iou(a, a).item() == 1.0
-    assert evaluation.mask_iou(a, box_canvas(60, 60, 90, 90)[:, 3]).item() == 0.0
+    assert metrics.mask_iou(a, a).item() == 1.0
+    assert metrics.mask_iou(a, box_canvas(60, 60, 90, 90)[:, 3]).item() == 0.0
     half = box_canvas(10, 10, 30, 50)[:, 3]
-    assert evaluation.mask_iou(a, half).item() == pytest.approx(0.5)
+    assert metrics.mask_iou(a, half).item() == pytest.approx(0.5)
 
 
 def test_scaling_about_the_centre_is_shape_error_only():
@@ -52,7 +53,7 @@ def test_scaling_about_the_centre_is_shape_error_only():
     boxes = torch.tensor([[-0.5, -0.5, 0.5, 0.5]])
     p = torch.zeros(1, 8)
     p[0, 2], p[0, 6] = a, -2 * a  # p3 = a, p7 = -2a: A[0,0] = a, A[1,1] = -p3 - p7 = a, A[2,2] = -2a
-    e = evaluation.placement_errors(p, boxes, SIZE)
+    e = metrics.placement_errors(p, boxes, SIZE)
     corner_distance = np.hypot(0.5 * SIZE[1] / 2, 0.5 * SIZE[0] / 2)  # 50 px from the centre
     expected = corner_distance * abs(np.exp(-3 * a) - 1)  # shown by expm(-A)
     assert e["shape_error"].item() == pytest.approx(expected, rel=1e-5)
@@ -136,7 +137,7 @@ def test_truth_preferred_counts_scenes_where_the_critic_ranks_the_truth_higher()
     net.discriminator = _Brightness()
     p0 = torch.zeros(4, 8)
     p0[:2, 0] = -20 * 2 / SIZE[1]  # two scenes move 20 px right, past the edge; two stay at the truth
-    out = evaluation.evaluate_batches(net, _OneBox(), [0, 1, 2, 3], p0, SIZE)
+    out = synthetic.evaluate_batches(net, _OneBox(), [0, 1, 2, 3], p0, SIZE)
     assert out["per_sample"]["truth_preferred"].tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
     assert out["means"]["truth_preferred"] == [0.5, 0.5] and "truth_preferred" not in out["medians"]
 
@@ -144,12 +145,12 @@ def test_truth_preferred_counts_scenes_where_the_critic_ranks_the_truth_higher()
 def test_stretching_about_the_base_moves_only_the_top():
     """An object made 10 % taller about its bottom edge: the two bottom corners stay, the top ones
     move by a tenth of its height; the corner error is their mean."""
-    boxes = evaluation.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    boxes = geometry.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
     x1, y1, x2, y2 = boxes[0].tolist()
     shown = torch.tensor([[1.0, 0, 0], [0, 1.1, -0.1 * y2], [0, 0, 1]], dtype=torch.float64)  # y -> y2 + 1.1 (y - y2)
     a = torch.from_numpy(scipy.linalg.logm(shown.numpy() / np.cbrt(np.linalg.det(shown.numpy()))).real)
     p = geometry.sl3_params(-a[None])  # the canvas is shown by expm(-A(p))
-    e = evaluation.placement_errors(p.float(), boxes, SIZE)
+    e = metrics.placement_errors(p.float(), boxes, SIZE)
     height_px = (y2 - y1) * SIZE[0] / 2
     assert e["base_error"].item() == pytest.approx(0, abs=0.05 * height_px * 0.1)
     assert e["top_error"].item() == pytest.approx(0.1 * height_px, rel=0.05)
@@ -165,7 +166,7 @@ def test_lenses_against_the_faces_own_eyes():
     lenses[1, 0] += -2.5 * u  # wider by 0.1 eye distances, about the midpoint
     lenses[1, 1] += 2.5 * u + 5 * down
     lenses[1] -= 2.5 * down  # net: the centre stays, the lens line tilts
-    got = evaluation.against_eyes(lenses, eyes)
+    got = metrics.against_eyes(lenses, eyes)
     assert got["centre_along"].tolist() == pytest.approx([0.1, 0.0], abs=1e-6)
     assert got["centre_across"].tolist() == pytest.approx([0.05, 0.0], abs=1e-6)
     assert got["eye_lens_error"][0].item() == pytest.approx(np.hypot(4, 2) / 40)
