@@ -4,7 +4,7 @@ REALDATA ?= ../shared/realdata
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all test-fast bench data-real eval-real train-placement train-indoor train-indoor-paper baseline-indoor eval-indoor train-glasses clean
+.PHONY: install demo test test-all test-fast bench data-real data-harmonize eval-harmonize train-harmonize eval-real train-placement train-indoor train-indoor-paper baseline-indoor eval-indoor train-glasses clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -105,6 +105,24 @@ train-placement: data-real
 	mkdir -p models/placement && cp runs/placement/model/model.safetensors runs/placement/model/config.yaml models/placement/
 	# The graph composite runs without PyTorch (checked against the weights' scores); the card stays.
 	$(PY) -m stgan_cli export placement --format engine
+
+# Harmonization pairs: every object of ../shared/realdata/segmented over 1 % of its photo, recoloured by
+# a random plausible change (the truth is the photo as it was); split by photo as data-real is.
+data-harmonize: $(STAMP)
+	test -d $(REALDATA)/segmented || { echo "data-harmonize needs $(REALDATA)/segmented"; exit 1; }
+	test -f data/harmonize/summary.json || $(PY) -m stgan_cli data harmonize --instances $(REALDATA)/segmented \
+		--out data/harmonize --split 0.8 --seed 0 --overwrite
+
+# The harmonizer of `composite --harmonize` (models/harmonize); resumed if interrupted.
+train-harmonize: data-harmonize
+	if [ -f runs/harmonize/checkpoint.pt ]; then $(PY) -m stgan_cli train --resume runs/harmonize; \
+	else $(PY) -m stgan_cli train --config configs/harmonize.yaml --out runs/harmonize; fi
+	mkdir -p models/harmonize && cp runs/harmonize/model/model.safetensors runs/harmonize/model/config.yaml models/harmonize/
+	$(PY) -m stgan_cli export harmonize --format engine
+
+# The harmonizer against the composite and the statistics transfer, on the held-out recoloured photos.
+eval-harmonize: data-harmonize
+	$(PY) -m stgan_cli eval harmonize --data data/harmonize/test --report data/harmonize/report | tee data/harmonize/eval.md
 
 # The glasses demo model: the faces and glasses of ../shared/realdata (every 5th photo held out).
 train-glasses: $(STAMP)

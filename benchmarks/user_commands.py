@@ -2,6 +2,8 @@
 
 - ``stgan composite fg.png bg.png --out result.png`` at 1080p with no box: the placement critic
   chooses the box (``--place auto``), the default model corrects it;
+- the same with ``--harmonize`` (the harmonizer matches the object's colours to the photo), and with
+  a box instead of the search (``--box ... --harmonize``);
 - a glasses composite on one face at 1080p (``--model glasses``), when ``../shared/realdata`` has the
   faces and glasses.
 
@@ -68,6 +70,10 @@ def main() -> None:
     cmd = [*stgan(), "composite", str(fg), str(bg), "--out", str(tmp / "auto.png")]
     t = median_time(cmd, args.runs)
     print(f"composite, no box (--place auto), 1920x1080     {t * 1000:8.0f} ms  ({t / torch_s:4.2f}x import torch)")
+    t = median_time(cmd + ["--harmonize"], args.runs)
+    print(f"composite, no box, --harmonize, 1920x1080       {t * 1000:8.0f} ms  ({t / torch_s:4.2f}x import torch)")
+    t = median_time(cmd + ["--box", "600,500,1300,1000", "--harmonize"], args.runs)
+    print(f"composite, --box, --harmonize, 1920x1080        {t * 1000:8.0f} ms  ({t / torch_s:4.2f}x import torch)")
     faces = REALDATA / "faces" / "no_glasses" / "img1.jpg"
     glasses = REALDATA / "glasses" / "glasses_00.png"
     if faces.is_file() and glasses.is_file():

@@ -33,6 +33,7 @@ REGISTRY = {
     "indoor-paper": RegistryEntry("indoor-paper", "furniture in generated rooms; the paper's five generators"),
     "glasses": RegistryEntry("glasses", "eyeglasses on faces"),
     "placement": RegistryEntry("placement", "the placement critic of composite --place auto (not a generator)"),
+    "harmonize": RegistryEntry("harmonize", "the harmonizer of composite --harmonize: colour and light (not a generator)"),
 }
 
 
@@ -212,9 +213,9 @@ def resolve(ref: str | None, offline: bool = False) -> Path:
             from .files.bundled import in_checkout
 
             if not in_checkout() and not os.environ.get("STGAN_MODELS_DIR"):
-                hint = (f"a wheel carries only the default model, {DEFAULT_MODEL} (and its placement critic); point "
-                        "STGAN_MODELS_DIR at a "
-                        f"folder holding {ref}/ (a clone's models/), or pass --model FOLDER")
+                hint = (f"a wheel carries only the default model, {DEFAULT_MODEL} (with its placement critic and "
+                        f"harmonizer); point STGAN_MODELS_DIR at a folder holding {ref}/ (a clone's models/), or "
+                        "pass --model FOLDER")
             if ref == DEFAULT_MODEL:
                 raise StganError(f"no default model is installed yet ({folder} is missing): {hint}")
             raise StganError(f"model '{ref}' is not installed ({folder} is missing): {hint}")
@@ -246,11 +247,15 @@ def read_config(folder: Path) -> ModelConfig:
 
     cfg_path = folder / CONFIG_FILE
     data = read_yaml(cfg_path) or {}
-    from .model.critic_run import KIND
+    from .model import critic_run, harmonizer_run
 
-    if isinstance(data, dict) and data.get("kind") == KIND:
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind == critic_run.KIND:
         raise StganError(f"{folder}: is the placement critic, not a generator model (composite --place auto "
                          "uses it; --critic names another)")
+    if kind == harmonizer_run.KIND:
+        raise StganError(f"{folder}: is a harmonizer, not a generator model (composite --harmonize uses it; "
+                         "--harmonizer names another)")
     return ModelConfig.from_dict(data, str(cfg_path))
 
 

@@ -39,6 +39,8 @@ class Options:
     top_k: int = 1  # with --place auto: also composite the next K-1 best boxes
     heatmap: bool = False  # with --place auto: write the critic's map
     critic: str | None = None  # the placement critic (a model folder or name; default: placement)
+    harmonize: bool = False  # match the object's colours to the photo
+    harmonizer: str | None = None  # the harmonizer (a model folder or name; default: harmonize)
     faces: str = "all"  # all | largest
     detector: str = "auto"  # auto | landmarks | haar (stgan_cli.faces.DETECTORS)
     skip_glasses_faces: bool = False  # leave faces that already wear glasses
@@ -71,6 +73,7 @@ class Result:
     clamped: bool = False
     notes: list[str] = field(default_factory=list)
     placement: dict | None = None  # --place auto: the chosen box, its score, the candidates' count
+    harmonize: dict | None = None  # --harmonize: the harmonizer and what it did to each object's colours
 
     def to_json(self) -> dict:
         d = {"foreground": str(self.item.fg), "background": str(self.item.bg), "output": str(self.item.out),
@@ -84,6 +87,8 @@ class Result:
             d["notes"] = self.notes
         if self.placement is not None:
             d["placement"] = self.placement
+        if self.harmonize is not None:
+            d["harmonize"] = self.harmonize
         if self.timings:
             d["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
         return d
@@ -121,6 +126,7 @@ class Compositor:
         self._cutouts: dict = {}
         self._cutout_lock = threading.Lock()
         self._critic_state: tuple | None = None  # (critic or None, why none)
+        self.harmonizer = None  # opened by ready() with --harmonize
 
     def ready(self, count: int = 1) -> None:
         """Open the engine and the trust region, for a run of ``count`` items."""
@@ -143,6 +149,11 @@ class Compositor:
                     self.model.to(self.device)
                 self.engine = onnx_engine.open_engine(self.model, "torch", self.device)
             self.trust = trust_region.parse(self.opt.trust_region, self.model.trust_limits())
+        if self.opt.harmonize and self.harmonizer is None:
+            from .composite import harmonize
+
+            self.harmonizer, note = harmonize.open_harmonizer(self.opt.harmonizer, self.opt.engine)
+            self.engine_note = self.engine_note or note
         if self.on_ready:
             self.on_ready()
             self.on_ready = None
@@ -264,7 +275,7 @@ class Compositor:
         params = params[:len(prep.slots)]
         if self.iterations > 0 and not self.face_mode:
             compositing.check_visible(prep.cutout, homs[0][-1], prep.bg.size, "the model's correction")
-        out, alpha = outputs.composite_all(prep.bg.pixels, prep.cutout, [h[-1] for h in homs])
+        out, alpha, harmonized = self._composite(prep, [h[-1] for h in homs])
         t1 = time.perf_counter()
         # The image and everything that goes with it land together: if any of it fails, the item
         # fails whole and the previous files stay as they were.
@@ -278,11 +289,13 @@ class Compositor:
             if self.opt.save_warp:
                 data = outputs.sidecar(prep, params, homs, self.model, self.trust, self.face_mode,
                                        getattr(self.engine, "name", None))
+                if harmonized is not None:
+                    data["harmonize"] = harmonized
                 files.write_bytes(outputs.sidecar_path(item.out), json.dumps(data, indent=2).encode(), exclusive)
             if self.opt.steps_dir is not None:
                 outputs.write_steps(files, self.opt.steps_dir, prep, homs, out)
             for k, h in enumerate(alt_homs, start=2):
-                image = outputs.composite_all(prep.bg.pixels, prep.cutout, [h[-1]])[0]
+                image = self._composite(prep, [h[-1]])[0]
                 path = outputs.alternative_path(item.out, k)
                 files.write_bytes(path, imageio.encode(image, imageio.output_format(path), prep.bg.icc), exclusive)
             if self.opt.heatmap and prep.search is not None:
@@ -294,7 +307,17 @@ class Compositor:
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
         chosen = None if prep.search is None else prep.search.summary(prep.bg.size, 1 + len(prep.alternatives))
         return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings, clamped=prep.clamped,
-                      notes=prep.notes, placement=chosen)
+                      notes=prep.notes, placement=chosen, harmonize=harmonized)
+
+    def _composite(self, prep: Prepared, finals: list[np.ndarray]):
+        """(image, mask, what --harmonize did or None) of the objects at ``finals``."""
+        if self.harmonizer is None:
+            return (*outputs.composite_all(prep.bg.pixels, prep.cutout, finals), None)
+        from .composite import harmonize
+
+        out, alpha, info = harmonize.composite_all(self.harmonizer, prep.bg.pixels, prep.cutout, finals)
+        return out, alpha, {"harmonizer": self.opt.harmonizer or harmonize.DEFAULT,
+                            "engine": getattr(self.harmonizer, "name", "torch"), "objects": info}
 
     # --- driver --------------------------------------------------------------------------------
 

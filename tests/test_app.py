@@ -1,6 +1,7 @@
 """``stgan app``: its HTTP API against the command line, and the page driven in a real browser
 (headless Chromium through Selenium; skipped with the reason when either is missing)."""
 
+import contextlib
 import json
 import shutil
 import threading
@@ -30,6 +31,20 @@ def served(model_dir, tmp_path):
     server.server_close()
     session.close()
     assert not session.folder.exists()  # nothing left behind
+
+
+@contextlib.contextmanager
+def serving(model_folder):
+    """The page's server for ``model_folder`` on a free port: its base URL; closed afterwards."""
+    session = Session(modelstore.open_model(str(model_folder)), max_pixels=2_000_000)
+    server = make_server(session, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        session.close()
 
 
 def call(url, data=None, headers=None):
@@ -216,12 +231,7 @@ def test_automatic_placement_returns_the_critics_map(tmp_path, monkeypatch):
     torch.manual_seed(0)
     C.save(C.PlacementCritic(pretrained=False), tmp_path / "models" / "placement", {}, "# test\n")
     monkeypatch.setenv("STGAN_MODELS_DIR", str(tmp_path / "models"))
-    model = random_model(tmp_path / "indoor", domain="indoor")
-    session = Session(modelstore.open_model(str(model)), max_pixels=2_000_000)
-    server = make_server(session, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(random_model(tmp_path / "indoor", domain="indoor")) as base:
         _, fg = upload(base, write_rgba(tmp_path / "fg.png", cutout_rgba()))
         _, bg = upload(base, write_rgb(tmp_path / "bg.jpg", scene((300, 400))))
         status, body = call(f"{base}/api/composite", json.dumps(
@@ -232,7 +242,36 @@ def test_automatic_placement_returns_the_critics_map(tmp_path, monkeypatch):
         status, png = call(base + res["heatmap"])
         (tmp_path / "heat.png").write_bytes(png)
         assert status == 200 and imageio.read_image(tmp_path / "heat.png").size == (300, 400)
-    finally:
-        server.shutdown()
-        server.server_close()
-        session.close()
+
+
+def test_match_colours_recolours_the_object_on_the_page(tmp_path, monkeypatch):
+    """The page's "match colours": the harmonizer of the models folder recolours the object."""
+    import torch
+
+    from conftest import random_model
+    from stgan_cli.core import colour_map
+    from stgan_cli.model import harmonizer as H
+
+    torch.manual_seed(0)
+    net = H.Harmonizer(width=8, hidden=16)
+    theta = np.zeros(colour_map.N_PARAMS, np.float32)
+    theta[3 * colour_map.KNOTS + 9:3 * colour_map.KNOTS + 12] = -0.2  # darker on every channel
+    with torch.no_grad():
+        net.head[-1].bias.copy_(torch.from_numpy(theta))
+    H.save(net.eval(), tmp_path / "models" / "harmonize", {"width": 8, "hidden": 16}, "# test\n")
+    monkeypatch.setenv("STGAN_MODELS_DIR", str(tmp_path / "models"))
+    with serving(random_model(tmp_path / "indoor", domain="indoor")) as base:
+        _, fg = upload(base, write_rgba(tmp_path / "fg.png", cutout_rgba()))
+        _, bg = upload(base, write_rgb(tmp_path / "bg.jpg", scene((300, 400))))
+        means = []
+        for harmonize in (False, True):
+            status, body = call(f"{base}/api/composite", json.dumps(
+                {"bg": {"upload": bg["id"]}, "fg": {"upload": fg["id"]}, "homography": [[1, 0, 100], [0, 1, 40], [0, 0, 1]],
+                 "iterations": 0, "harmonize": harmonize}).encode())
+            assert status == 200, body
+            res = json.loads(body)
+            assert (res["harmonize"] is not None) == harmonize
+            status, png = call(base + res["result"])
+            (tmp_path / "r.png").write_bytes(png)
+            means.append(imageio.read_image(tmp_path / "r.png").pixels[100:200, 150:230, :3].mean())
+        assert means[1] < means[0] - 30  # -0.2 of full scale is -51 on 0-255

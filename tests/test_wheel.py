@@ -55,6 +55,12 @@ def test_a_wheel_in_a_fresh_venv_composites_the_sample(tmp_path):
                           cwd=work, capture_output=True, text=True, timeout=300)
     assert auto.returncode == 0, auto.stderr
     assert json.loads((work / "auto.json").read_text())["placement"]["candidates"] > 100
+    # --harmonize: the bundled harmonizer, by onnxruntime
+    harm = subprocess.run([str(python), "-m", "stgan_cli", "composite", str(Path(samples) / "object_0.png"),
+                           str(Path(samples) / "room_0.png"), "--out", "h.png", "--json", "-k", "0", "--harmonize",
+                           "--box", f"{x1},{y1},{x2},{y2}"], cwd=work, capture_output=True, text=True, timeout=300)
+    assert harm.returncode == 0, harm.stderr
+    assert json.loads(harm.stdout.strip().splitlines()[-1])["harmonize"]["engine"] == "onnx"
     other = subprocess.run([str(python), "-m", "stgan_cli", "composite", str(Path(samples) / "glasses.png"),
                             str(Path(samples) / "room_0.png"), "--out", "g.png", "--model", "glasses"],
                            cwd=work, capture_output=True, text=True, timeout=300)

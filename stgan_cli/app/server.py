@@ -99,7 +99,8 @@ class Session:
         out_dir.mkdir(parents=True)
         out = out_dir / "result.png"
         opts = Options(iterations=request.get("iterations"), max_pixels=self.max_pixels, save_warp=True,
-                       steps_dir=out_dir / "steps", trust_region=request.get("trust_region") or "default")
+                       steps_dir=out_dir / "steps", trust_region=request.get("trust_region") or "default",
+                       harmonize=bool(request.get("harmonize")))
         if request.get("faces"):
             opts.place = "face"
         elif request.get("auto"):  # no placement from the page: the critic chooses, its map comes back
@@ -118,6 +119,7 @@ class Session:
         return {"result": f"{base}/result.png", "sidecar": f"{base}/result.json",
                 "steps": [f"{base}/steps/{p.name}" for p in steps], "clamped": result.clamped,
                 "notes": [_public(n, self.folder) for n in result.notes], "placement": result.placement,
+                "harmonize": result.harmonize,
                 "heatmap": f"{base}/result_heatmap.png" if (out_dir / "result_heatmap.png").is_file() else None}
 
     def _image(self, request: dict, role: str) -> Path:

@@ -68,6 +68,11 @@ def composite(
                           "photo.")] = False,
     critic: Annotated[Optional[str], typer.Option(
         "--critic", help="--place auto: the placement critic (model folder or name). Default: placement.")] = None,
+    harmonize: Annotated[bool, typer.Option(
+        "--harmonize", help="Match the object's colour and light to the photo: a harmonizer reads the composite "
+                            "at 120x160 and the full-resolution cut-out goes through its colour transform.")] = False,
+    harmonizer: Annotated[Optional[str], typer.Option(
+        "--harmonizer", help="--harmonize: the harmonizer (model folder or name). Default: harmonize.")] = None,
     faces: Annotated[str, typer.Option("--faces", help="With face placement: all | largest.")] = "all",
     detector: Annotated[str, typer.Option(
         "--detector", help="Face placement: landmarks (dlib, the landmarks extra) | haar (OpenCV) | auto "
@@ -176,6 +181,7 @@ def composite(
         detector=detector, skip_glasses_faces=skip_glasses_faces,
         exclusive=batch and not overwrite, trust_region=trust, engine=engine,
         candidates=candidates, top_k=top_k, heatmap=heatmap, critic=critic,
+        harmonize=harmonize or harmonizer is not None, harmonizer=harmonizer,
     )
     compositor = Compositor(loaded, opts, device, on_ready=on_ready, resolve_device=resolve_device)
 

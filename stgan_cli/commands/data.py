@@ -118,14 +118,7 @@ def from_photos(
         found = instance_lists.from_segmented_tree(instances)
     else:
         found = instance_lists.from_instances_csv(instances, images)
-    if not found:
-        raise StganError("no object instances found in the annotations")
-    if existing:
-        import shutil
-
-        for folder in existing:
-            shutil.rmtree(folder)
-    wanted = {c.strip() for c in categories.split(",") if c.strip()} if categories else None
+    wanted = _start_dataset(found, existing, categories)
     t0 = time.perf_counter()
     n_photos = len({i.image for i in found})
     try:
@@ -142,6 +135,71 @@ def from_photos(
         f"{summary['photos_per_split']['test']} photos) in {time.perf_counter() - t0:.0f} s; skipped: {skipped}")
     for why, example in summary["skipped_examples"].items():
         log(f"e.g. {why}: {example}")
+    if not sys.stdout.isatty():
+        print(out)
+
+
+def _start_dataset(found: list, existing: list[Path], categories: str | None) -> set[str] | None:
+    """Refuse an empty instance list, clear the splits being replaced (--overwrite), and return the
+    categories asked for."""
+    from ..errors import StganError
+
+    if not found:
+        raise StganError("no object instances found in the annotations")
+    if existing:
+        import shutil
+
+        for folder in existing:
+            shutil.rmtree(folder)
+    return {c.strip() for c in categories.split(",") if c.strip()} if categories else None
+
+
+@app.command("harmonize", no_args_is_help=True)
+@friendly_errors
+def harmonize(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create (train/ and test/ inside).")],
+    instances: Annotated[Path, typer.Option(
+        "--instances", help="instances.csv (columns image, mask, category, iscrowd), or a folder of such "
+                            "folders (such as the segmented/ folder of the shared real photos).")],
+    images: Annotated[Optional[Path], typer.Option(
+        "--images", help="Folder of photos (default: images/ beside the CSV).")] = None,
+    min_area: Annotated[float, typer.Option("--min-area", help="Skip objects smaller than this fraction of the photo.",
+                                            min=0.0, max=1.0, callback=finite_number)] = 0.01,
+    max_area: Annotated[float, typer.Option("--max-area", help="Skip objects larger than this fraction of the photo.",
+                                            min=0.0, max=1.0, callback=finite_number)] = 0.8,
+    categories: Annotated[Optional[str], typer.Option("--categories", help="Only these categories: a,b,c.")] = None,
+    split: Annotated[float, typer.Option("--split", help="Fraction of photos in train/ (by photo).", min=0.0, max=1.0,
+                                         callback=finite_number)] = 0.8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split and of the colour changes.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="Processes in parallel.", min=1)] = 2,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset already in --out.")] = False,
+):
+    """Harmonization pairs from real photos with object masks: each object recoloured by a random,
+    plausible change (exposure, white balance, contrast, saturation, tone curve, another object's
+    colours), the photo as it was the truth. Train and eval of a harmonizer read the result."""
+    from ..data import harmonize as pairs, instances as instance_lists
+    from ..errors import StganError
+
+    existing = [out / s for s in ("train", "test") if (out / s).exists()]
+    if existing and not overwrite:
+        raise StganError(f"{existing[0]}: a dataset is already there (use --overwrite)")
+    found = (instance_lists.from_segmented_tree(instances) if instances.is_dir()
+             else instance_lists.from_instances_csv(instances, images))
+    wanted = _start_dataset(found, existing, categories)
+    t0 = time.perf_counter()
+    n_photos = len({i.image for i in found})
+    try:
+        with progress_bar("recolouring") as progress:
+            task = progress.add_task("photos", total=n_photos)
+            summary = pairs.build(found, out, min_area=min_area, max_area=max_area, categories=wanted,
+                                  train_fraction=split, seed=seed, workers=workers,
+                                  on_photo=lambda _: progress.advance(task))
+    except OSError as exc:
+        raise StganError(f"{out}: cannot write the dataset ({exc.strerror or exc})") from None
+    skipped = ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()) or "none"
+    log(f"{len(found)} instances in {n_photos} photos -> {summary['pairs']['train']} train / "
+        f"{summary['pairs']['test']} test pairs ({summary['photos_per_split']['train']} / "
+        f"{summary['photos_per_split']['test']} photos) in {time.perf_counter() - t0:.0f} s; skipped: {skipped}")
     if not sys.stdout.isatty():
         print(out)
 

@@ -57,7 +57,11 @@ def evaluate(
     offline: OfflineOpt = False,
 ):
     """Perturb the true placements, run the generators, and measure corner error, shape error, IoU and
-    realism after every iteration. With several models, one table compares their final placements."""
+    realism after every iteration. With several models, one table compares their final placements.
+    A harmonizer (e.g. harmonize) on a `stgan data harmonize` split: MSE, fMSE, PSNR and the share made
+    worse, against the composite and the statistics transfer."""
+    if _harmonizer(models[0], data, offline) is not None:
+        return _evaluate_harmonize(models, data, as_json, markdown, report, offline)
     import numpy as np
     import torch
 
@@ -157,6 +161,51 @@ def evaluate(
         print(eval_report.markdown(summaries))
     elif len(opened) > 1:
         eval_report.comparison(summaries, n)
+
+
+def _harmonizer(ref: str, data: Path, offline: bool) -> Path | None:
+    """The model folder of ``ref`` when it is a harmonizer, or when ``data`` is a harmonization split."""
+    from .. import modelstore
+    from ..data.harmonize import is_harmonize_dataset
+    from ..model.harmonizer_run import is_harmonizer
+
+    try:
+        folder = modelstore.resolve(ref, offline)
+    except StganError:
+        folder = None
+    if folder is not None and is_harmonizer(folder):
+        return folder
+    if is_harmonize_dataset(data):
+        if folder is None:
+            modelstore.resolve(ref, offline)  # says why, in one line
+        raise UsageError(f"{data} holds harmonization pairs: evaluate a harmonizer on it (e.g. harmonize), not {ref}")
+    return None
+
+
+def _evaluate_harmonize(models: list[str], data: Path, as_json: bool, markdown: bool, report: Optional[Path],
+                        offline: bool) -> None:
+    """A harmonizer on held-out recoloured photos, against the composite and the statistics transfer."""
+    from ..data.harmonize import read_rows
+    from ..evaluation import harmonize as harmonize_eval
+    from ..model.harmonizer_run import open_harmonizer
+
+    if len(models) > 1:
+        raise UsageError("a harmonizer is evaluated alone: give one MODEL")
+    folder = _harmonizer(models[0], data, offline)
+    harmonizer, note = open_harmonizer(folder)
+    if note:
+        log(note)
+    total = len(read_rows(data))
+    log(f"harmonizer {folder} on the {total} pairs of {data}")
+    with progress_bar("harmonizing") as bar:
+        task = bar.add_task("pairs", total=total)
+        result = harmonize_eval.evaluate(data, harmonizer, report, on_pair=lambda: bar.advance(task, 1))
+    if "picture" in result:
+        log(f"worst / median / best pairs: {result['picture']}")
+    if as_json:
+        print(json.dumps({"model": str(folder), **result}))
+    else:
+        print(harmonize_eval.markdown(result))
 
 
 def _evaluate_auto(model, data: Path, critic: Optional[str], seed: int, as_json: bool, dev: str, trust: str) -> None:

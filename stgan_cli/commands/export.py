@@ -57,6 +57,15 @@ def export(
             log(f"exported the placement critic {model} to {path} (checked against PyTorch's scores)")
             print(json.dumps({"format": "engine", "path": str(path)}))
             return
+        from ..model.harmonizer_run import is_harmonizer
+
+        if is_harmonizer(folder):
+            from ..model.harmonizer import export_onnx
+
+            path = export_onnx(folder)
+            log(f"exported the harmonizer {model} to {path} (checked against PyTorch's transform)")
+            print(json.dumps({"format": "engine", "path": str(path)}))
+            return
     staging = None
     if out is None and fmt != "engine":  # a package only on its way to the Hub, removed once it is there (or not)
         import tempfile

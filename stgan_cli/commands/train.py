@@ -71,12 +71,14 @@ def train(
         "--stop-after", help="Stop at this global step (checkpointed); continue later with --resume.", min=1)] = None,
 ):
     """Train a model with the paper's schedule; the result is RUN_DIR/model/."""
-    from ..errors import StganError, UsageError
+    from ..errors import StganError
     from ..training import config as config_mod
 
-    critic_cfg = _critic_config(config) if config is not None and resume is None else None
-    if critic_cfg is not None:
-        return _train_critic(critic_cfg, data, out, overrides, seed)
+    kind, kind_cfg = _kind_config(resume / "config.yaml" if resume is not None else config)
+    if kind == "placement-critic" and resume is None:
+        return _train_critic(kind_cfg, data, out, overrides, seed)
+    if kind == "harmonizer":
+        return _train_harmonizer(kind_cfg, data, out, resume, overrides, seed, stop_after, config)
     sets = list(overrides or [])
     if data is not None:
         sets.append(f"data.path={data}")
@@ -85,18 +87,12 @@ def train(
     if device is not None:
         check_device_name(device)
         sets.append(f"run.device={device}")
+    out = _run_folder(out, resume, config is not None)
     if resume is not None:
-        if config is not None or (out is not None and out != resume):
-            raise UsageError("--resume takes the run folder's own config: drop --config/--out")
         if not (resume / "config.yaml").exists():
             raise StganError(f"{resume}: not a run folder (no config.yaml)")
         cfg = config_mod.load(resume / "config.yaml", sets)
-        out = resume
     else:
-        if out is None:
-            raise UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
-        if (out / "checkpoint.pt").exists():
-            raise StganError(f"{out}: already holds a run; continue it with --resume {out} or choose another --out")
         cfg = config_mod.load(config, sets)
     folder = _run(cfg, out, resume is not None, stop_after=stop_after)
     if folder is not None:
@@ -104,13 +100,54 @@ def train(
         print(folder)
 
 
-def _critic_config(path: Path) -> dict | None:
-    """The config at ``path`` when it trains a placement critic (``kind: placement-critic``)."""
-    from ..model.critic_run import KIND
+def _run_folder(out: Path | None, resume: Path | None, configured: bool) -> Path:
+    """The run folder: ``--resume``'s (which takes its own config: ``configured`` is refused), or a
+    new ``--out`` that holds no run yet."""
+    from ..errors import StganError, UsageError
+
+    if resume is not None:
+        if configured or (out is not None and out != resume):
+            raise UsageError("--resume takes the run folder's own config: drop --config/--data/--out")
+        return resume
+    if out is None:
+        raise UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
+    if (out / "checkpoint.pt").exists():
+        raise StganError(f"{out}: already holds a run; continue it with --resume {out} or choose another --out")
+    return out
+
+
+def _kind_config(path: Path | None) -> tuple[str | None, dict | None]:
+    """(kind, config) of the YAML at ``path`` when it trains something other than generators
+    (``kind: placement-critic`` or ``kind: harmonizer``); (None, None) otherwise."""
+    from ..model import critic_run, harmonizer_run
     from ..yamlio import read_yaml
 
+    if path is None or not Path(path).is_file():
+        return None, None
     data = read_yaml(path)
-    return data if isinstance(data, dict) and data.get("kind") == KIND else None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return (kind, data) if kind in (critic_run.KIND, harmonizer_run.KIND) else (None, None)
+
+
+def _train_harmonizer(cfg: dict, data: Path | None, out: Path | None, resume: Path | None, overrides, seed,
+                      stop_after, config: Path | None) -> None:
+    """``stgan train --config configs/harmonize.yaml``: the harmonizer of ``composite --harmonize``;
+    checkpointed, so ``--resume RUN_DIR`` continues it."""
+    from ..errors import UsageError
+    from ..training.harmonize import train as train_harmonizer
+
+    if overrides:
+        raise UsageError("--set is not taken by a harmonizer's config: edit the YAML")
+    out = _run_folder(out, resume, config is not None or data is not None)
+    if resume is None:
+        if data is not None:
+            cfg["data"] = str(data)
+        if seed is not None:
+            cfg["seed"] = seed
+    folder = train_harmonizer(cfg, out, log=log, resume=resume is not None, stop_after=stop_after)
+    if folder is not None:
+        log(f"harmonizer written to {folder}")
+        print(folder)
 
 
 def _train_critic(cfg: dict, data: Path | None, out: Path | None, overrides, seed: int | None) -> None:

@@ -94,7 +94,8 @@ def skip_reason(mask: np.ndarray, iscrowd: bool, min_area: float, max_area: floa
         return "smaller than --min-area"
     if area > max_area:
         return "covers most of the photo"
-    if mask[:border].any() or mask[-border:].any() or mask[:, :border].any() or mask[:, -border:].any():
+    if border and (mask[:border].any() or mask[-border:].any() or mask[:, :border].any()
+                   or mask[:, -border:].any()):
         return "cut by the photo's border"
     return None
 
@@ -180,28 +181,15 @@ def build(instances: list[Instance], out: Path, *, fill: str = "pyramid", dilate
     if fill not in FILLS:
         raise StganError(f"--fill {fill}: expected one of {', '.join(FILLS)}")
     skipped: Counter = Counter()
-    by_photo: dict[Path, list[Instance]] = defaultdict(list)
-    for inst in instances:
-        if categories and inst.category not in categories:
-            skipped["not in --categories"] += 1
-            continue
-        by_photo[inst.image].append(inst)
     for split in ("train", "test"):
         for sub in ("backgrounds", "objects"):
             (out / split / sub).mkdir(parents=True, exist_ok=True)
-    jobs = [PhotoJob(img, insts, split_of(f"{insts[0].source}/{img.name}", seed, train_fraction), out, fill,
-                     dilate, min_area, max_area) for img, insts in sorted(by_photo.items())]
+    jobs = [PhotoJob(img, insts, split, out, fill, dilate, min_area, max_area)
+            for img, insts, split in by_photo(instances, categories, skipped, seed, train_fraction)]
     meta: dict[str, list[dict]] = {"train": [], "test": []}
     photos = {"train": set(), "test": set()}
     examples: dict[str, str] = {}
-    if workers > 1 and len(jobs) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(process_photo, jobs, chunksize=4)
-            done = _collect(results, jobs, meta, photos, skipped, examples, on_photo)
-    else:
-        done = _collect(map(process_photo, jobs), jobs, meta, photos, skipped, examples, on_photo)
+    done = _collect(map_photos(process_photo, jobs, workers), jobs, meta, photos, skipped, examples, on_photo)
     for split, rows in meta.items():
         rows.sort(key=lambda r: r["name"])
         atomic.write_bytes(out / split / "meta.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
@@ -213,6 +201,31 @@ def build(instances: list[Instance], out: Path, *, fill: str = "pyramid", dilate
                             "split": train_fraction, "seed": seed}}
     atomic.write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     return summary
+
+
+def by_photo(instances: list[Instance], categories: set[str] | None, skipped: Counter, seed: int,
+             train_fraction: float) -> list[tuple[Path, list[Instance], str]]:
+    """(photo, its instances, its split) in the photo's order; instances outside ``categories`` are
+    counted in ``skipped``."""
+    grouped: dict[Path, list[Instance]] = defaultdict(list)
+    for inst in instances:
+        if categories and inst.category not in categories:
+            skipped["not in --categories"] += 1
+            continue
+        grouped[inst.image].append(inst)
+    return [(img, insts, split_of(f"{insts[0].source}/{img.name}", seed, train_fraction))
+            for img, insts in sorted(grouped.items())]
+
+
+def map_photos(fn, jobs: list, workers: int):
+    """``fn`` over ``jobs`` in order, in ``workers`` processes when there is more than one job."""
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            yield from pool.map(fn, jobs, chunksize=4)
+    else:
+        yield from map(fn, jobs)
 
 
 def _collect(results, jobs, meta, photos, skipped, examples, on_photo) -> int:

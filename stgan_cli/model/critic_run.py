@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import kinds
+
 KIND = "placement-critic"
 FRAME = (120, 160)  # the photo, stretched, as the generators see it
 OBJECT = 64  # the object's crop, letterboxed on grey, pixels a side
@@ -40,24 +42,12 @@ def object_crop(rgba: np.ndarray, premultiplied: bool = False) -> np.ndarray:
 
 def read_config(folder: Path) -> dict:
     """The critic's ``config.yaml``; a folder of another kind is refused in one line."""
-    from ..errors import StganError
-    from ..yamlio import read_yaml
-
-    data = read_yaml(Path(folder) / "config.yaml")
-    if not isinstance(data, dict) or data.get("kind") != KIND:
-        raise StganError(f"{folder}: not a placement critic (its config.yaml has no kind: {KIND})")
-    return data
+    return kinds.read_config(folder, KIND, "a placement critic")
 
 
 def is_critic(folder: Path) -> bool:
     """Whether the model folder ``folder`` holds a placement critic."""
-    from ..errors import StganError
-
-    try:
-        read_config(folder)
-    except StganError:
-        return False
-    return True
+    return kinds.is_kind(folder, KIND)
 
 
 class OnnxCritic:
