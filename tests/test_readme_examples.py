@@ -25,7 +25,8 @@ def examples() -> list[str]:
 def test_the_readme_has_composite_examples_for_each_kind_of_input():
     found = examples()
     assert len(found) >= 9
-    for words in ("--mask", "--box", "--at", "--init", "--cross", "--model glasses", "runs/indoor/model", "hf-hub:"):
+    for words in ("--mask", "--box", "--at", "--init", "--cross", "--model glasses", "runs/indoor/model", "hf-hub:",
+                  "--harmonize"):
         assert any(words in e for e in found), words
 
 

@@ -55,18 +55,7 @@ class OnnxCritic:
     folder's current weights."""
 
     def __init__(self, folder: Path):
-        import onnx
-        import onnxruntime as ort
-
-        from ..errors import StganError
-        from ..onnx_engine import weights_digest
-
-        path = Path(folder) / ONNX_FILE
-        stamped = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        if stamped.get(DIGEST_KEY) != weights_digest(folder):
-            raise StganError(f"{path}: was not made from this folder's model.safetensors; remake it with "
-                             f"stgan export {folder} --format engine")
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.session = kinds.stamped_session(folder, ONNX_FILE, DIGEST_KEY)
 
     def score(self, photo: np.ndarray, crop: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"photo": photo.astype(np.float32), "object": crop.astype(np.float32),

@@ -43,22 +43,7 @@ class OnnxHarmonizer:
     name = "onnx"
 
     def __init__(self, folder: Path):
-        import onnx
-        import onnxruntime as ort
-
-        from ..errors import StganError
-        from ..onnx_engine import weights_digest
-
-        path = Path(folder) / ONNX_FILE
-        if not path.is_file():
-            raise StganError(f"{path}: no such file; make it with stgan export {folder} --format engine")
-        stamped = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        if stamped.get(DIGEST_KEY) != weights_digest(folder):
-            raise StganError(f"{path}: was not made from this folder's model.safetensors; remake it with "
-                             f"stgan export {folder} --format engine")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = kinds.stamped_session(folder, ONNX_FILE, DIGEST_KEY, threads=2)
 
     def predict(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"rgb": rgb.astype(np.float32), "mask": mask.astype(np.float32)})[0]

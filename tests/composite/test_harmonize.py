@@ -224,3 +224,21 @@ def test_the_shipped_harmonizer_helps_on_real_photos():
         before.append(colour.fmse(comp, truth, mask))
         after.append(colour.fmse(fixed, truth, mask))
     assert np.mean(after) < 0.8 * np.mean(before)
+
+
+def test_composite_harmonize_imports_neither_torch_nor_onnx(tmp_path):
+    """The onnx path of --harmonize (the shipped harmonizer's graph) runs on onnxruntime alone: no
+    PyTorch, and not the onnx package either (0.6 s to import)."""
+    import subprocess
+    import sys
+
+    fg = write_rgba(tmp_path / "fg.png", cutout_rgba())
+    bg = write_rgb(tmp_path / "bg.jpg", scene((300, 400)))
+    args = ["composite", str(fg), str(bg), "--out", str(tmp_path / "o.png"), "-k", "0", "--box", "100,60,220,220",
+            "--harmonize", "--json"]
+    code = ("import sys\nfrom stgan_cli.cli import app\ntry:\n    app(%r)\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nprint([m for m in ('torch', 'onnx') if m in sys.modules])" % args)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "[]" and json.loads(lines[-2])["harmonize"]["engine"] == "onnx"
