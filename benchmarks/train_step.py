@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from stgan_cli import archs, nets  # noqa: E402
+from stgan_cli import archs  # noqa: E402
 from stgan_cli.archs import paper  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
 from stgan_cli.training import config as C, losses  # noqa: E402
@@ -35,7 +35,7 @@ from stgan_cli.training.trainer import Trainer  # noqa: E402
 @contextlib.contextmanager
 def plain():
     """The straightforward implementation: pad every conv input, score real and fake separately."""
-    conv_forward, critic_loss = nets.SameConv.forward, losses.critic_loss
+    conv_forward, critic_loss = paper.SameConv.forward, losses.critic_loss
 
     def padded(self, x):
         top, bottom = paper._same_pad(x.shape[-2], 4, self.stride[0]) if self.kernel_size[0] == 4 else (0, 0)
@@ -47,11 +47,11 @@ def plain():
         gp = losses.gradient_penalty(d, real, fake)
         return fake_score - real_score + gp_weight * gp, {"wdist": (real_score - fake_score).item(), "gp": gp.item()}
 
-    nets.SameConv.forward, losses.critic_loss = padded, separate
+    paper.SameConv.forward, losses.critic_loss = padded, separate
     try:
         yield
     finally:
-        nets.SameConv.forward, losses.critic_loss = conv_forward, critic_loss
+        paper.SameConv.forward, losses.critic_loss = conv_forward, critic_loss
 
 
 def time_steps(data: Path, device: str, steps: int, warps: int, channels_last: bool, extra=()) -> dict:

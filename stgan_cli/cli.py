@@ -37,7 +37,6 @@ def _root(
     """Put an object into a photo so that it looks like it belongs there (ST-GAN, CVPR 2018)."""
 
 
-
 def _examples(*lines: str) -> str:
     # Rich joins an epilog's lines into one paragraph unless each is its own paragraph.
     return "Examples:\n\n" + "\n\n".join(f"  {line}" for line in lines)

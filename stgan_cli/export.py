@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from . import atomic, geometry, modelstore
-from .geometry import expm_series  # noqa: F401  (the exports' exponential, named here as before)
+from .geometry import expm_series
 from .errors import StganError
 
 # An export must put the object's corners where PyTorch puts them, within this many pixels of the
@@ -54,7 +54,6 @@ FORMATS = {
                      "(default --out: the model folder's model.onnx); checked with onnxruntime",
                      ("onnx", "onnxscript", "onnxruntime")),
 }
-
 
 
 class Predictor(nn.Module):
@@ -100,9 +99,9 @@ def reference(net, bg, fg, p0, *detail, iterations: int | None = None, limits=No
     """The PyTorch model's answer (exact matrix exponential) in the exports' output layout, with the
     trust region ``limits`` (:class:`~stgan_cli.trust_region.Limits`) or none; ``detail``: the
     background and canvas at the model's detail resolution, for a model that reads them."""
-    from .trust_region import TrustRegion
+    from .trust_region import region
 
-    limit = TrustRegion(limits, tuple(bg.shape[-2:])) if limits is not None else None
+    limit = region(limits, tuple(bg.shape[-2:]))
     with torch.no_grad():
         pred = net(bg, fg, p0, iterations=iterations, limit=limit, detail=tuple(detail) or None)
     params = torch.stack(pred.params, 1)

@@ -11,7 +11,6 @@ import numpy as np
 Size = tuple[int, int]  # (height, width)
 
 
-
 def canon_from_pixel(size: Size) -> np.ndarray:
     """3x3 float64 map from pixel coordinates of an image of ``size=(H, W)`` to canonical ones."""
     h, w = size
@@ -44,8 +43,6 @@ def box_corners(size: Size) -> np.ndarray:
     """Outer corners ``(x, y)`` of an image of ``size=(H, W)`` in pixel coordinates (TL, TR, BR, BL)."""
     h, w = size
     return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
-
-
 
 
 def sl3_matrix(p: np.ndarray) -> np.ndarray:

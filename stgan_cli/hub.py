@@ -7,9 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from . import modelstore
 from .errors import StganError
-from .modelstore import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
 HUB_PREFIX = "hf-hub:"
 
@@ -37,8 +35,9 @@ def is_offline(offline: bool = False) -> bool:
     return offline or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-def download(ref: str, offline: bool = False) -> Path:
-    """A model from the Hugging Face Hub, through huggingface_hub's own cache (``HF_HUB_CACHE``)."""
+def download(ref: str, files: tuple[str, ...], offline: bool = False) -> Path:
+    """The ``files`` of a model from the Hugging Face Hub, through huggingface_hub's own cache
+    (``HF_HUB_CACHE``)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
@@ -47,7 +46,7 @@ def download(ref: str, offline: bool = False) -> Path:
     offline = is_offline(offline)
     try:
         folder = Path(snapshot_download(repo, revision=revision, local_files_only=offline,
-                                        allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]))
+                                        allow_patterns=list(files)))
     except LocalEntryNotFoundError:
         if offline:
             raise StganError(f"{ref}: not in the local Hugging Face cache, and offline mode is on "
@@ -64,29 +63,20 @@ def download(ref: str, offline: bool = False) -> Path:
     return folder
 
 
-
-
-def list_all() -> list[dict]:
-    """Registry models (local folders) and stgan models in the Hugging Face cache."""
-    rows = []
-    for name, entry in modelstore.REGISTRY.items():
-        folder = modelstore.models_dir() / name
-        present = (folder / modelstore.WEIGHTS_FILE).exists()
-        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if present else 0
-        rows.append({"name": name, "source": "registry", "size": size, "present": present,
-                     "description": entry.description})
+def cached_models(files: set[str]) -> list[dict]:
+    """The model revisions in the Hugging Face cache that hold all of ``files``."""
     try:
         from huggingface_hub import scan_cache_dir
 
         cache = scan_cache_dir()
     except Exception:  # noqa: BLE001 - no cache yet, or an unreadable one: nothing cached to list
-        return rows
+        return []
+    rows = []
     for repo in sorted(cache.repos, key=lambda r: r.repo_id):
         if repo.repo_type != "model":
             continue
         for rev in repo.revisions:
-            names = {f.file_name for f in rev.files}
-            if {modelstore.CONFIG_FILE, modelstore.WEIGHTS_FILE} <= names:
+            if files <= {f.file_name for f in rev.files}:
                 rows.append({"name": f"{HUB_PREFIX}{repo.repo_id}@{rev.commit_hash[:8]}",
                              "source": "hf-cache", "size": rev.size_on_disk, "present": True})
     return rows

@@ -17,6 +17,7 @@ from .errors import StganError, suggest
 
 DEFAULT_MODEL = "indoor"
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.yaml", "model.safetensors", "README.md"
+HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)  # what a download from the Hub fetches
 # The Hub reads a model card's metadata from this header.
 CARD_HEADER = "---\nlibrary_name: stgan\ntags: [image-compositing, st-gan, spatial-transformer]\nlicense: mit\n---\n"
 
@@ -201,13 +202,13 @@ def resolve(ref: str | None, offline: bool = False) -> Path:
 
     ref = ref or DEFAULT_MODEL
     if ref.startswith(hub.HUB_PREFIX):
-        return _check_folder(hub.download(ref, offline), ref)
+        return _check_folder(hub.download(ref, HUB_FILES, offline), ref)
     path = Path(ref).expanduser()
     if ref in REGISTRY and not path.exists():
         folder = models_dir() / ref
         if not folder.is_dir() and REGISTRY[ref].hub_id:  # not installed here: the published copy
             hub_ref = hub.HUB_PREFIX + REGISTRY[ref].hub_id
-            return _check_folder(hub.download(hub_ref, offline), hub_ref)
+            return _check_folder(hub.download(hub_ref, HUB_FILES, offline), hub_ref)
         if not folder.is_dir():
             hint = "train one with `stgan train`, or pass --model FOLDER"
             from .files.bundled import in_checkout
@@ -273,6 +274,20 @@ def open_model(ref: str | None, offline: bool = False) -> LoadedModel:
     """Resolve ``ref`` and read its config; weights load lazily (see :class:`LoadedModel`)."""
     folder = resolve(ref, offline)
     return LoadedModel(read_config(folder), folder, ref or DEFAULT_MODEL)
+
+
+def list_all() -> list[dict]:
+    """Registry models (local folders) and stgan models in the Hugging Face cache."""
+    from . import hub
+
+    rows = []
+    for name, entry in REGISTRY.items():
+        folder = models_dir() / name
+        present = (folder / WEIGHTS_FILE).exists()
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if present else 0
+        rows.append({"name": name, "source": "registry", "size": size, "present": present,
+                     "description": entry.description})
+    return rows + hub.cached_models({CONFIG_FILE, WEIGHTS_FILE})
 
 
 def load(ref: str | None, device: str = "cpu") -> LoadedModel:

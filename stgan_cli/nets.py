@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from . import archs, geometry
-from .archs.paper import Generator, SameConv  # noqa: F401  (the paper's layers, where they always were)
+from .archs.paper import SameConv
 
 DISC_WIDTHS = (32, 64, 128, 256, 512)
 

@@ -116,12 +116,12 @@ class OnnxEngine:
         (B, 4, H, W), float32 in [0, 1], from ``p0`` (B, 8; zeros), with the trust region ``limits``
         (:class:`~stgan_cli.trust_region.Limits`) or none.  ``detail``: the two again at the
         model's detail resolution (``model.detail``; needed then)."""
-        from .trust_region import TrustRegion
+        from .trust_region import region
 
         bg = np.ascontiguousarray(bg, np.float32)
         fg = np.ascontiguousarray(fg, np.float32)
         p = np.zeros((bg.shape[0], 8), np.float32) if p0 is None else np.asarray(p0, np.float32)
-        limit = TrustRegion(limits, self.size) if limits is not None else None
+        limit = region(limits, self.size)
         if limit is not None:
             limit.start(fg, p)
         params = [p]
@@ -154,9 +154,9 @@ class TorchEngine:
                 p0: np.ndarray | None = None, detail=None) -> Run:
         import torch
 
-        from .trust_region import TrustRegion
+        from .trust_region import region
 
-        limit = TrustRegion(limits, self.model.config.image_size) if limits is not None else None
+        limit = region(limits, self.model.config.image_size)
         start = None if p0 is None else torch.from_numpy(np.asarray(p0, np.float32)).to(self.device)
         with torch.inference_mode():
             tensors = None if detail is None else tuple(torch.from_numpy(np.asarray(t, np.float32)).to(self.device)

@@ -64,6 +64,16 @@ class Prepared:
 
 
 @dataclass
+class Rendered:
+    image: np.ndarray  # the composite, the background's size, channels and dtype
+    alpha: np.ndarray  # the objects' mask over it, float32 in [0, 1]
+    homs: list  # per object, the homography (background from foreground pixels) after each iteration
+    alternatives: list  # the same for --top-k's other boxes
+    params: np.ndarray  # per object, the warp parameters after each iteration
+    harmonize: dict | None  # what --harmonize did
+
+
+@dataclass
 class Result:
     item: Item
     status: str  # ok | failed | skipped
@@ -163,6 +173,8 @@ class Compositor:
     def cutout(self, fg: Path, mask: Path | None) -> tuple[compositing.Cutout, list[str]]:
         """The prepared cut-out, decoded once per (foreground, mask) pair (one cut-out over a
         folder of backgrounds is the common batch), and what the decoder said of damaged files."""
+        if isinstance(fg, imageio.Picture):  # in memory (the Python API): nothing to decode or cache
+            return compositing.make_cutout(fg, mask), []
         key = (fg, mask)
         with self._cutout_lock:
             if key not in self._cutouts:
@@ -177,7 +189,7 @@ class Compositor:
     def prepare(self, item: Item) -> Prepared:
         t0 = time.perf_counter()
         cutout, damage = self.cutout(item.fg, item.mask)
-        bg = imageio.read_image(item.bg, self.opt.max_pixels)
+        bg = item.bg if isinstance(item.bg, imageio.Picture) else imageio.read_image(item.bg, self.opt.max_pixels)
         if bg.channels in (1, 3):
             bg.pixels = compositing.as_rgb(bg.pixels)
         t1 = time.perf_counter()
@@ -265,17 +277,22 @@ class Compositor:
             at += n
         return out
 
-    def finish(self, prep: Prepared, params: np.ndarray) -> Result:
-        t0 = time.perf_counter()
-        item = prep.item
+    def render(self, prep: Prepared, params: np.ndarray) -> Rendered:
+        """The composite of a prepared item from its predicted parameters, in memory."""
         # per slot, the homography after each iteration (0 = the initial placement)
         homs = [[slot.initial()] + [slot.corrected(p) for p in slot_params[1:]]
                 for slot, slot_params in zip(prep.slots + prep.alternatives, params)]
         homs, alt_homs = homs[:len(prep.slots)], homs[len(prep.slots):]
-        params = params[:len(prep.slots)]
         if self.iterations > 0 and not self.face_mode:
             compositing.check_visible(prep.cutout, homs[0][-1], prep.bg.size, "the model's correction")
         out, alpha, harmonized = self._composite(prep, [h[-1] for h in homs])
+        return Rendered(out, alpha, homs, alt_homs, params[:len(prep.slots)], harmonized)
+
+    def finish(self, prep: Prepared, params: np.ndarray) -> Result:
+        t0 = time.perf_counter()
+        item = prep.item
+        r = self.render(prep, params)
+        out, alpha, homs, alt_homs, params, harmonized = r.image, r.alpha, r.homs, r.alternatives, r.params, r.harmonize
         t1 = time.perf_counter()
         # The image and everything that goes with it land together: if any of it fails, the item
         # fails whole and the previous files stay as they were.

@@ -207,3 +207,9 @@ def parse(spec: str, default: Limits) -> Limits | None:
                              f"{', '.join(MEASURES)} (positive numbers; scale >= 1)")
         changes[key] = number
     return replace(default, **changes)
+
+
+def region(limits: Limits | None, size) -> TrustRegion | None:
+    """A fresh trust region for one run of the generators at ``size`` (H, W), or None without limits:
+    the one place one is built (each run records its own ``clamped`` and ``resolved``)."""
+    return TrustRegion(limits, size) if limits is not None else None

@@ -19,7 +19,7 @@ def test_shapes(size, score):
 
 def test_paper_feature_sizes():
     # 120x160 halves to 4x5 after five convs, with 512 + 7 channels: the paper's flatten size.
-    assert nets.Generator((120, 160)).fc.in_features == (512 + 7) * 4 * 5
+    assert paper.Generator((120, 160)).fc.in_features == (512 + 7) * 4 * 5
     assert paper._same_pad(15, 4, 2) == (1, 2)  # TF SAME: 15 -> 8
 
 
@@ -57,7 +57,7 @@ def test_generator_gradients_reach_first_layer():
 @pytest.mark.parametrize("size", [(120, 160), (15, 20), (8, 10), (7, 5)])
 def test_same_conv_fast_path_equals_explicit_padding(size):
     torch.manual_seed(0)
-    conv = nets.SameConv(3, 4, 4, stride=2).double()
+    conv = paper.SameConv(3, 4, 4, stride=2).double()
     x = torch.rand(2, 3, *size, dtype=torch.float64)
     top, bottom = paper._same_pad(size[0], 4, 2)
     left, right = paper._same_pad(size[1], 4, 2)

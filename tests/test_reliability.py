@@ -280,7 +280,7 @@ def test_hub_library_validation_errors_are_one_line(monkeypatch):
 
     monkeypatch.setattr("huggingface_hub.snapshot_download", refuse)
     with pytest.raises(StganError, match="refused by huggingface_hub"):
-        hub.download("hf-hub:org/repo")
+        hub.download("hf-hub:org/repo", ("config.yaml",))
 
 
 def sidecar(tmp_path, room) -> dict:
@@ -619,7 +619,7 @@ def test_registry_name_not_installed_falls_back_to_its_hub_copy(monkeypatch, tmp
     monkeypatch.setitem(modelstore.REGISTRY, "indoor", modelstore.RegistryEntry("indoor", "test", "org/indoor@v1"))
     asked = []
 
-    def download(ref, offline=False):
+    def download(ref, files, offline=False):
         asked.append((ref, offline))
         return tmp_path / "cached"
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from .composite import DEFAULT_MAX_PIXELS
 from ._common import friendly_errors, log, resolve_device
-from .options import DeviceOpt, OfflineOpt
+from .options import DEFAULT_MAX_PIXELS, DeviceOpt, ModelOpt, OfflineOpt
 
 
 @friendly_errors
 def app(
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Registry name, model folder or hf-hub:ORG/REPO (default: indoor).")] = None,
+    model: ModelOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on; the default serves this machine only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free one).", min=0, max=65535)] = 7860,
     max_pixels: Annotated[int, typer.Option(

@@ -11,12 +11,7 @@ import typer
 
 from ._common import (check_device_name, check_finite, friendly_errors, log, parse_numbers, progress_bar,
                       resolve_device)
-from .options import DeviceOpt, OfflineOpt
-
-DEFAULT_MAX_PIXELS = 100_000_000  # mirrors imageio.DEFAULT_MAX_PIXELS without importing OpenCV
-
-ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Registry name (indoor, glasses) or model folder. Default: indoor.")]
+from .options import DEFAULT_MAX_PIXELS, DeviceOpt, ModelOpt, OfflineOpt
 
 
 @friendly_errors

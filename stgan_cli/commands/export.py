@@ -12,7 +12,6 @@ from ._common import friendly_errors, log
 from .options import ModelArg, OfflineOpt
 
 
-
 @friendly_errors
 def export(
     model: ModelArg = None,

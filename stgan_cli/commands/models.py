@@ -16,7 +16,7 @@ app = typer.Typer(help="Models: list, download, inspect.", no_args_is_help=True,
 @friendly_errors
 def list_models():
     """Registry models and models in the Hugging Face cache: name, source, size, whether present."""
-    from ..hub import list_all
+    from ..modelstore import list_all
 
     rows = list_all()
     print(f"{'name':<36} {'source':<10} {'size':>9}  present")

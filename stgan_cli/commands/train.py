@@ -12,7 +12,6 @@ from ._common import check_device_name, friendly_errors, log, resolve_device
 from .options import RunDeviceOpt, SetOpt
 
 
-
 def _progress_printer(enabled: bool):
     """A one-line live status on a terminal; plain log lines otherwise."""
     if enabled:

@@ -166,7 +166,7 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
     each batch of ``count`` cases."""
     import torch
 
-    from ..trust_region import TrustRegion
+    from ..trust_region import region
 
     out = []
     for start in range(0, len(cases), batch):
@@ -180,7 +180,7 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
             detail = tuple(torch.from_numpy(np.stack([h[k] for h in highs])).permute(0, 3, 1, 2).to(device)
                            for k in (0, 1))
         with torch.inference_mode():
-            limit = TrustRegion(limits, size) if limits is not None else None
+            limit = region(limits, size)
             params = torch.stack(net(bg, fg, iterations=iterations, limit=limit, detail=detail).params,
                                  1).double().cpu().numpy()
         for (c, m), ps in zip(chunk, params):

@@ -23,9 +23,10 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
     (:func:`against_eyes`); ``on_batch(count)`` after each batch."""
     import numpy as np
 
-    from ..trust_region import TrustRegion
+    from ..trust_region import region
 
-    limit = (lambda: TrustRegion(limits, size)) if limits is not None else (lambda: None)
+    def limit():  # a fresh one per batch
+        return region(limits, size)
 
     per: dict[str, list] = {}
     net.eval()

@@ -149,7 +149,6 @@ def load(folder: Path) -> PlacementCritic:
 # --- without PyTorch: the critic as one ONNX graph ----------------------------------------------------
 
 
-
 class Scorer(nn.Module):
     """The critic as one function: (photo (1, 3, 120, 160), object crop (1, 3, 64, 64), boxes (N, 4))
     -> scores (N,)."""
