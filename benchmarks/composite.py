@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stgan_cli import imageio, modelstore  # noqa: E402
+from stgan_cli.files import imageio
+from stgan_cli import modelstore  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
 from stgan_cli.inputs import Item  # noqa: E402
 from stgan_cli.pipeline import Compositor, Options  # noqa: E402

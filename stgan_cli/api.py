@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imageio
+from .files import imageio
 from .errors import StganError
 
 
@@ -37,7 +37,7 @@ class Composite:
 
 
 def picture(value, role: str, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> imageio.Picture:
-    """A path, a numpy array or a PIL image as the pipeline's :class:`~stgan_cli.imageio.Picture`."""
+    """A path, a numpy array or a PIL image as the pipeline's :class:`~stgan_cli.files.imageio.Picture`."""
     if isinstance(value, (str, os.PathLike)):
         return imageio.read_image(Path(value), max_pixels)
     if hasattr(value, "mode") and hasattr(value, "size") and not isinstance(value, np.ndarray):  # PIL

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import StganError, UsageError
 from .frames import Size, apply_homography, box_corners, rescale_homography
-from .imageio import Picture, mask_from_picture, to_unit_float
+from .files.imageio import Picture, mask_from_picture, to_unit_float
 
 PRESHRINK_BELOW = 0.7  # warps that shrink more than this are resampled with INTER_AREA first
 

@@ -59,7 +59,7 @@ def before_after(before: Path, after: Path, out: Path) -> None:
     import cv2
     import numpy as np
 
-    from . import imageio
+    from .files import imageio
 
     panels = []
     for path, label in ((before, "before (initial box)"), (after, "after ST-GAN")):

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import atomic, geometry, modelstore
+from .files import atomic
+from . import geometry, modelstore
 from .geometry import expm_series
 from .errors import StganError
 

@@ -244,7 +244,7 @@ def _check_folder(path: Path, ref: str) -> Path:
 
 
 def read_config(folder: Path) -> ModelConfig:
-    from .yamlio import read_yaml
+    from .files.yamlio import read_yaml
 
     cfg_path = folder / CONFIG_FILE
     data = read_yaml(cfg_path) or {}
@@ -349,7 +349,7 @@ def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    from . import atomic
+    from .files import atomic
 
     folder = Path(folder)
     try:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import compositing, imageio
+from . import compositing
+from .files import imageio
 from .errors import StganError
 
 
@@ -94,7 +95,7 @@ def written(out: Path, save_mask: bool, save_warp: bool, steps_dir: Path | None,
 
 def write_steps(files, folder: Path, prep, homs: list[list[np.ndarray]], final: np.ndarray) -> None:
     """The composite after each iteration, and a labelled strip of them all, into ``folder``, staged
-    in ``files`` (an :class:`stgan_cli.atomic.Together`)."""
+    in ``files`` (an :class:`stgan_cli.files.atomic.Together`)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

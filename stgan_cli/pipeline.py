@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, compositing, imageio, outputs, placement
+from .files import atomic, imageio
+from . import compositing, outputs, placement
 from .errors import StganError, unexpected
 from .inputs import Item
 from .modelstore import LoadedModel, Placement

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stgan_cli import imageio, modelstore
+from stgan_cli.files import imageio
+from stgan_cli import modelstore
 from stgan_cli.app.server import Session, make_server
 from stgan_cli.cli import app
 

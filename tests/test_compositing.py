@@ -5,7 +5,7 @@ import torch
 
 from stgan_cli import compositing as comp
 from stgan_cli import geometry, modelstore
-from stgan_cli.imageio import Picture
+from stgan_cli.files.imageio import Picture
 
 from conftest import cutout_rgba, scene
 

@@ -9,7 +9,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from stgan_cli import compositing, faces, frames, geometry, imageio, landmarks, modelstore
+from stgan_cli import compositing, faces, frames, geometry, landmarks, modelstore
+from stgan_cli.files import imageio
 from stgan_cli.cli import app
 from stgan_cli.inputs import Item
 from stgan_cli.pipeline import Compositor, Options

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stgan_cli import faces, imageio, landmarks
+from stgan_cli import faces, landmarks
+from stgan_cli.files import imageio
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stgan_cli import atomic, modelstore, yamlio
+from stgan_cli.files import atomic, yamlio
+from stgan_cli import modelstore
 from stgan_cli.app.server import Session, make_server
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError

@@ -17,7 +17,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import atomic, faces, hub, modelstore
+from stgan_cli.files import atomic
+from stgan_cli import faces, hub, modelstore
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
@@ -533,7 +534,7 @@ def test_a_fifo_is_refused_not_read_forever(room, tmp_path):
 READ_AND_REPORT = """
 import re, sys
 from pathlib import Path
-from stgan_cli import imageio
+from stgan_cli.files import imageio
 peak = lambda: int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text())[1]) // 1024
 before = peak()
 try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stgan_cli import imageio
+from stgan_cli.files import imageio
 from stgan_cli.training.report import _plot
 
 

@@ -5,7 +5,7 @@ needs a canvas on which the object is dragged, scaled and rotated, which a form 
 Gradio does not offer, and the standard library adds no dependency and starts in milliseconds.
 
 Everything the page asks for goes through the code of ``stgan composite``: an uploaded image is read
-by :func:`stgan_cli.imageio.read_image` (same checks, same one-line errors), the hand placement is
+by :func:`stgan_cli.files.imageio.read_image` (same checks, same one-line errors), the hand placement is
 written as the sidecar that ``--init`` reads, and :class:`stgan_cli.pipeline.Compositor` makes the
 composite, its per-iteration steps and its sidecar.  Files live in one temporary folder, removed
 when the server stops.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import imageio
+from ..files import imageio
 from ..errors import StganError, unexpected
 
 PAGE = Path(__file__).with_name("page.html")

@@ -119,7 +119,7 @@ def _kind_config(path: Path | None) -> tuple[str | None, dict | None]:
     """(kind, config) of the YAML at ``path`` when it trains something other than generators
     (``kind: placement-critic`` or ``kind: harmonizer``); (None, None) otherwise."""
     from ..model import critic_run, harmonizer_run
-    from ..yamlio import read_yaml
+    from ..files.yamlio import read_yaml
 
     if path is None or not Path(path).is_file():
         return None, None

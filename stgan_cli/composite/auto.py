@@ -87,7 +87,7 @@ def object_aspect(cutout_rgba: np.ndarray, bg_size) -> float:
 
 def photo_input(bg_rgb: np.ndarray) -> np.ndarray:
     """(1, 3, 120, 160) float32: the photo (H, W, 3+, uint8/uint16/float) as the critic reads it."""
-    from ..imageio import to_unit_float
+    from ..files.imageio import to_unit_float
     from ..model.critic_run import FRAME
 
     small = cv2.resize(to_unit_float(bg_rgb[..., :3]), (FRAME[1], FRAME[0]), interpolation=cv2.INTER_AREA)
@@ -116,7 +116,7 @@ def heatmap(search_: Search, bg_rgb: np.ndarray) -> np.ndarray:
     """The photo (uint8 RGB, its own size) under the critic's map: the best score per position,
     ranked among the positions (dark: the worst, yellow: the best), half opaque, and the chosen box
     in green."""
-    from ..imageio import to_unit_float
+    from ..files.imageio import to_unit_float
 
     best = search_.best_per_position()
     finite = np.isfinite(best)

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import atomic, imageio
+from ..files import atomic, imageio
 from ..errors import StganError
 
 CACHE_VERSION = 1

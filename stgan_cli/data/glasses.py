@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import compositing, faces, imageio
+from .. import compositing, faces
+from ..files import imageio
 from ..errors import StganError
 from .datasets import read_meta  # noqa: F401  (callers read a glasses folder's meta from here)
 
@@ -193,7 +194,7 @@ def build(face_dir: Path, glasses_dir: Path, out: Path, size=(144, 144), copies:
         for path, k, j, crop, _ in crops_of(real_dir, "photos with glasses"):
             imageio.write_image(out / "real" / f"{path.stem}_f{k}_a{j}.png", _to8(crop))
             counts["real"] += 1
-    from .. import atomic
+    from ..files import atomic
 
     atomic.write_bytes(out / "meta.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     return counts

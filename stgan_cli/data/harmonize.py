@@ -51,7 +51,7 @@ def _small(img: np.ndarray, interpolation=cv2.INTER_AREA) -> np.ndarray:
 def process_photo(job: PhotoJob) -> dict:
     """One photo: written once, each object's mask beside it; rows with each object's Lab statistics,
     and the photo and masks at 120x160."""
-    from .. import imageio
+    from ..files import imageio
 
     rows, skipped = [], []
     try:
@@ -96,7 +96,7 @@ def build(instances: list[Instance], out: Path, *, min_area: float = 0.01, max_a
           categories: set[str] | None = None, train_fraction: float = 0.8, seed: int = 0, workers: int = 2,
           on_photo=None) -> dict:
     """Write ``out/train`` and ``out/test``; returns the summary (also ``out/summary.json``)."""
-    from .. import atomic
+    from ..files import atomic
 
     skipped: Counter = Counter()
     examples: dict[str, str] = {}
@@ -184,7 +184,7 @@ def is_harmonize_dataset(folder: Path) -> bool:
 
 def load_pair(folder: Path, row: dict) -> Pair:
     """One pair at full resolution: the truth, the mask and the composite made from the change."""
-    from .. import imageio
+    from ..files import imageio
 
     truth = imageio.read_image(Path(folder) / row["photo"]).pixels[..., :3].astype(np.float32) / 255
     mask = imageio.read_image(Path(folder) / row["mask"]).pixels

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import imageio
+from ..files import imageio
 from ..errors import StganError
 
 
@@ -174,7 +174,7 @@ def coco_mask(segmentation, size) -> np.ndarray:
 def instance_mask(inst: Instance, size) -> np.ndarray:
     """The instance's binary mask ``(H, W)`` uint8 at the photo's ``size``; one line naming the file
     when it cannot be had."""
-    from .. import imageio
+    from ..files import imageio
 
     if inst.mask is not None:
         pic = imageio.read_image(inst.mask)

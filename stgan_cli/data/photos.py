@@ -138,7 +138,7 @@ class PhotoJob:
 
 def process_photo(job: PhotoJob) -> list[dict]:
     """Every instance of one photo: a written pair (``meta`` row) or a skip (``skipped`` reason)."""
-    from .. import imageio
+    from ..files import imageio
 
     rows = []
     try:
@@ -176,7 +176,7 @@ def build(instances: list[Instance], out: Path, *, fill: str = "pyramid", dilate
           train_fraction: float = 0.9, seed: int = 0, workers: int = 2, on_photo=None) -> dict:
     """Write the pairs of ``instances`` into ``out/train`` and ``out/test``; returns the summary
     (counts per split, skipped instances per reason), also written to ``out/summary.json``."""
-    from .. import atomic
+    from ..files import atomic
 
     if fill not in FILLS:
         raise StganError(f"--fill {fill}: expected one of {', '.join(FILLS)}")

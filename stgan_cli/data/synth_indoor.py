@@ -594,7 +594,7 @@ def _mask_bbox(alpha: np.ndarray) -> list[int]:
 
 
 def _write_sample(job) -> dict:
-    from .. import imageio
+    from ..files import imageio
 
     seed, index, size, folder, name, split, shadows = job
     scene, (bg, obj, _) = sample(seed, index, size, shadows=shadows)
@@ -614,7 +614,7 @@ def generate(out, n: int, seed: int = 0, size=(120, 160), split: float = 0.9, wo
     from multiprocessing import get_context
     from pathlib import Path
 
-    from .. import atomic
+    from ..files import atomic
 
     out = Path(out)
     n_train = int(round(n * split))
@@ -652,7 +652,7 @@ def write_samples(folder, n: int = 4, size=(480, 640), seed: int = 2026, shadows
     import json
     from pathlib import Path
 
-    from .. import atomic, imageio
+    from ..files import atomic, imageio
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

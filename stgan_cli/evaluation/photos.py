@@ -30,7 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import compositing, frames, imageio
+from .. import compositing, frames
+from ..files import imageio
 from ..errors import StganError
 
 PROTOCOLS = ("box", "sl3", "truth")
@@ -87,7 +88,7 @@ def is_photo_dataset(folder: Path) -> bool:
 def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> list[Case]:
     """Every pair of a ``from-photos`` split (``test/`` when given the dataset's root)."""
     from ..data.datasets import dataset_root, read_meta
-    from ..imageio import list_images
+    from ..files.imageio import list_images
 
     folder = Path(folder)
     if not (folder / "backgrounds").is_dir() and (folder / "test").is_dir():

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import imageio
+from ..files import imageio
 from ..training.report import sample_grid
 
 

@@ -111,7 +111,7 @@ def save(critic: PlacementCritic, folder: Path, config: dict, card: str) -> Path
     import yaml
     from safetensors.torch import save_file
 
-    from .. import atomic
+    from ..files import atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def export_onnx(folder: Path) -> Path:
     import onnx
     import onnxruntime as ort
 
-    from .. import atomic
+    from ..files import atomic
     from ..export import _onnx_export
     from ..onnx_engine import weights_digest
 

@@ -142,7 +142,7 @@ def save(net: Harmonizer, folder: Path, config: dict, card: str | None = None) -
     import yaml
     from safetensors.torch import save_file
 
-    from .. import atomic
+    from ..files import atomic
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def export_onnx(folder: Path) -> Path:
     import onnx
     import onnxruntime as ort
 
-    from .. import atomic
+    from ..files import atomic
     from ..errors import StganError
     from ..export import _onnx_export
     from ..onnx_engine import weights_digest

@@ -9,7 +9,7 @@ from pathlib import Path
 def read_config(folder: Path, kind: str, what: str) -> dict:
     """``folder``'s ``config.yaml`` when its ``kind`` is ``kind``; else one line saying it is not ``what``."""
     from ..errors import StganError
-    from ..yamlio import read_yaml
+    from ..files.yamlio import read_yaml
 
     data = read_yaml(Path(folder) / "config.yaml")
     if not isinstance(data, dict) or data.get("kind") != kind:

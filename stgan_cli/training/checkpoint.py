@@ -19,7 +19,7 @@ def save(run_dir: Path, state: dict) -> Path:
     """Write ``run_dir/checkpoint.pt``; a crash mid-write leaves the previous checkpoint intact."""
     import torch
 
-    from .. import atomic
+    from ..files import atomic
 
     path = Path(run_dir) / NAME
     for stale in Path(run_dir).glob(".checkpoint.*.part"):  # left by a process killed mid-write

@@ -327,7 +327,7 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None,
          model: ModelConfig | None = None) -> TrainConfig:
     """Defaults < the YAML file < ``model`` (a model to continue: its folder's config replaces the
     file's model section) < ``overrides``."""
-    from ..yamlio import read_yaml
+    from ..files.yamlio import read_yaml
 
     cfg = TrainConfig()
     if path is not None:
@@ -343,6 +343,6 @@ def load(path: str | Path | None = None, overrides: list[str] | None = None,
 def save(cfg: TrainConfig, path: Path) -> None:
     import yaml
 
-    from .. import atomic
+    from ..files import atomic
 
     atomic.write_bytes(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode())

@@ -118,7 +118,7 @@ def train(cfg: dict, out: Path, log=print, resume: bool = False, stop_after: int
     the model folder ``out/model`` at the end; ``stop_after`` stops (checkpointed) at that step."""
     import yaml
 
-    from .. import atomic
+    from ..files import atomic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -205,7 +205,7 @@ def test_training_lowers_the_held_out_error_and_resumes(dataset, tmp_path):
 def test_the_shipped_harmonizer_helps_on_real_photos():
     """Real held-out photos of the shared segmented set (the test split of `make data-harmonize`),
     recoloured: the shipped harmonizer lowers the objects' error on most of them."""
-    from stgan_cli import imageio
+    from stgan_cli.files import imageio
     from stgan_cli.data.photos import split_of
 
     folder = CH.harmonizer_folder(None)

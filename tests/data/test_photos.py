@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stgan_cli import compositing, imageio
+from stgan_cli import compositing
+from stgan_cli.files import imageio
 from stgan_cli.evaluation import photos as photo_eval
 from stgan_cli.cli import app
 from stgan_cli.data import instances, photos

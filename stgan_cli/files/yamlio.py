@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import StganError
-from .files.smalltext import read_text
+from ..errors import StganError
+from .smalltext import read_text
 
 # A config holds tens of values; an "alias bomb" (anchors that each repeat the one before several
 # times) parses in microseconds into a tree of billions of nodes that any later walk never finishes.

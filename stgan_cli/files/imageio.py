@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import StganError
+from ..errors import StganError
 
 DEFAULT_MAX_PIXELS = 100_000_000
 MIN_SIDE = 8
@@ -179,7 +179,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         except OSError as exc:
             raise StganError(f"{name}: cannot read ({exc.strerror or type(exc).__name__})") from None
     _check_complete(data, fmt, name)
-    from .files import quiet
+    from . import quiet
 
     with quiet.captured() as said:
         pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -258,7 +258,7 @@ def _jpeg_with_icc(jpg: bytes, icc: bytes) -> bytes:
 def output_format(path: str | os.PathLike) -> str:
     ext = Path(path).suffix.lower()
     if ext not in WRITE_FORMATS:
-        from .errors import UsageError
+        from ..errors import UsageError
 
         raise UsageError(f"{path}: unknown output format '{ext or '(none)'}'; use one of "
                          f"{', '.join(sorted(set(WRITE_FORMATS)))}")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from stgan_cli import imageio as sio
+from stgan_cli.files import imageio as sio
 from stgan_cli.errors import StganError
 
 

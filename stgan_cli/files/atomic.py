@@ -18,7 +18,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from .errors import StganError
+from ..errors import StganError
 
 PART = ".part"
 

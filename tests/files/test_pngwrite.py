@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stgan_cli import pngwrite
+from stgan_cli.files import pngwrite
 
 
 def decode_png(data: bytes) -> np.ndarray:
