@@ -1,6 +1,6 @@
 """Placement, warping and blending of a cut-out at full resolution (numpy + OpenCV, no torch).
 
-Conventions are those of :mod:`stgan_cli.geometry`: points ``(x, y)``, sizes ``(height, width)``,
+Conventions are those of :mod:`stgan_cli.core.geometry`: points ``(x, y)``, sizes ``(height, width)``,
 homographies named ``<to>_from_<from>`` in pixel frames.  Cut-outs are premultiplied float32 RGBA.
 """
 
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from .errors import StganError, UsageError
-from .frames import Size, apply_homography, box_corners, rescale_homography
+from .core.frames import Size, apply_homography, box_corners, rescale_homography
 from .files.imageio import Picture, mask_from_picture, to_unit_float
 
 PRESHRINK_BELOW = 0.7  # warps that shrink more than this are resampled with INTER_AREA first

@@ -24,8 +24,9 @@ import torch
 import torch.nn as nn
 
 from .files import atomic
-from . import geometry, modelstore
-from .geometry import expm_series
+from .core import geometry
+from . import modelstore
+from .core.geometry import expm_series
 from .errors import StganError
 
 # An export must put the object's corners where PyTorch puts them, within this many pixels of the
@@ -98,9 +99,9 @@ def distinct_updates(generators) -> int:
 
 def reference(net, bg, fg, p0, *detail, iterations: int | None = None, limits=None):
     """The PyTorch model's answer (exact matrix exponential) in the exports' output layout, with the
-    trust region ``limits`` (:class:`~stgan_cli.trust_region.Limits`) or none; ``detail``: the
+    trust region ``limits`` (:class:`~stgan_cli.core.trust_region.Limits`) or none; ``detail``: the
     background and canvas at the model's detail resolution, for a model that reads them."""
-    from .trust_region import region
+    from .core.trust_region import region
 
     limit = region(limits, tuple(bg.shape[-2:]))
     with torch.no_grad():

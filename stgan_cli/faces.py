@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from . import frames
+from .core import frames
 
 # Mean eye landmarks of CelebA's aligned images (69, 111) and (108, 111), in the 144x144 crop
 # whose top-left is (col 17, row 52): left and right eye as seen in the image, (x, y).

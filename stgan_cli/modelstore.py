@@ -69,7 +69,7 @@ class ModelConfig:
     domain: str = "generic"  # indoor | glasses | generic
     discriminator: bool = True  # whether model.safetensors keeps D (for realism scores)
     placement: Placement = field(default_factory=Placement)
-    # Inference limits on what a correction may do to the object (stgan_cli.trust_region); None:
+    # Inference limits on what a correction may do to the object (stgan_cli.core.trust_region); None:
     # derived from the training perturbation in provenance.
     trust_region: dict | None = None
     # The object's window is read from the photo at this many times the frame's size (crop and lite
@@ -181,8 +181,8 @@ class LoadedModel:
         return self._net
 
     def trust_limits(self):
-        """The model's trust region (:class:`~stgan_cli.trust_region.Limits`)."""
-        from . import trust_region
+        """The model's trust region (:class:`~stgan_cli.core.trust_region.Limits`)."""
+        from .core import trust_region
 
         trained = (self.config.provenance or {}).get("perturbation") or {}
         perturbation = (float(trained.get("homography", 0.1)), float(trained.get("translation", 0.1)))

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from . import archs, geometry
+from . import archs
+from .core import geometry
 from .archs.paper import SameConv
 
 DISC_WIDTHS = (32, 64, 128, 256, 512)
@@ -77,7 +78,7 @@ def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | N
     updates of ``generators`` (all by default) on ``bg`` (B, 3, H, W) and the premultiplied
     foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
 
-    ``limit`` (a :class:`~stgan_cli.trust_region.TrustRegion`, inference only) shortens any update
+    ``limit`` (a :class:`~stgan_cli.core.trust_region.TrustRegion`, inference only) shortens any update
     that would take the object outside it.  ``expm``: the matrix exponential (default
     ``torch.linalg.matrix_exp``; exports pass a series).  Training: updates before ``train_from``
     (1-based) run without gradients.  ``detail``: ``(bg, fg)`` of the same frame at a higher

@@ -4,7 +4,7 @@
 the foreground canvas and the current parameters ``p``, what the generator asks for.  A model with
 one generator per iteration has one graph per generator (``model.step2.onnx``, .. beside it).  The
 loop of :func:`stgan_cli.nets.iterate` runs here in numpy, with the same trust region between
-updates (:mod:`stgan_cli.trust_region` is numpy for both engines), so a composite made this way puts
+updates (:mod:`stgan_cli.core.trust_region` is numpy for both engines), so a composite made this way puts
 the object where PyTorch puts it, within :data:`stgan_cli.export.TOLERANCE_PX` of the model frame.
 
 The graph is stamped with the SHA-256 of the ``model.safetensors`` it was exported from, and with the
@@ -114,9 +114,9 @@ class OnnxEngine:
                 p0: np.ndarray | None = None, detail=None) -> Run:
         """``iterations`` updates on ``bg`` (B, 3, H, W) and the premultiplied canvas ``fg``
         (B, 4, H, W), float32 in [0, 1], from ``p0`` (B, 8; zeros), with the trust region ``limits``
-        (:class:`~stgan_cli.trust_region.Limits`) or none.  ``detail``: the two again at the
+        (:class:`~stgan_cli.core.trust_region.Limits`) or none.  ``detail``: the two again at the
         model's detail resolution (``model.detail``; needed then)."""
-        from .trust_region import region
+        from .core.trust_region import region
 
         bg = np.ascontiguousarray(bg, np.float32)
         fg = np.ascontiguousarray(fg, np.float32)
@@ -154,7 +154,7 @@ class TorchEngine:
                 p0: np.ndarray | None = None, detail=None) -> Run:
         import torch
 
-        from .trust_region import region
+        from .core.trust_region import region
 
         limit = region(limits, self.model.config.image_size)
         start = None if p0 is None else torch.from_numpy(np.asarray(p0, np.float32)).to(self.device)

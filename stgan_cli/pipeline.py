@@ -46,7 +46,7 @@ class Options:
     detector: str = "auto"  # auto | landmarks | haar (stgan_cli.faces.DETECTORS)
     skip_glasses_faces: bool = False  # leave faces that already wear glasses
     exclusive: bool = False  # never replace an output that exists when it is written (batches)
-    trust_region: str = "default"  # default | off | key=value,... (stgan_cli.trust_region.parse)
+    trust_region: str = "default"  # default | off | key=value,... (stgan_cli.core.trust_region.parse)
     engine: str = "auto"  # auto | torch | onnx (stgan_cli.onnx_engine.choose)
 
 
@@ -143,7 +143,8 @@ class Compositor:
         """Open the engine and the trust region, for a run of ``count`` items."""
         self.trust = None
         if self.model is not None and self.iterations > 0:
-            from . import onnx_engine, trust_region
+            from . import onnx_engine
+            from .core import trust_region
 
             name, self.engine_note = onnx_engine.choose(self.model, self.opt.engine, self.device_name)
             if name == "onnx":

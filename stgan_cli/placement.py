@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import compositing, frames
+from . import compositing
+from .core import frames
 from .files import imageio
 from .errors import StganError
 from .modelstore import Placement

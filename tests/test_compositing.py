@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from stgan_cli import compositing as comp
-from stgan_cli import geometry, modelstore
+from stgan_cli.core import geometry
+from stgan_cli import modelstore
 from stgan_cli.files.imageio import Picture
 
 from conftest import cutout_rgba, scene

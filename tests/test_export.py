@@ -12,7 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import export, geometry, modelstore
+from stgan_cli import export, modelstore
+from stgan_cli.core import geometry
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError
 
@@ -43,7 +44,7 @@ def onnx_file(model, tmp_path_factory):
 
 
 def test_expm_series_matches_matrix_exp():
-    from stgan_cli import geometry
+    from stgan_cli.core import geometry
 
     p = torch.randn(64, 8, dtype=torch.float64) * 0.3
     a = geometry.sl3_matrix(p)

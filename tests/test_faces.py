@@ -9,7 +9,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from stgan_cli import compositing, faces, frames, geometry, landmarks, modelstore
+from stgan_cli import compositing, faces, landmarks, modelstore
+from stgan_cli.core import frames, geometry
 from stgan_cli.files import imageio
 from stgan_cli.cli import app
 from stgan_cli.inputs import Item

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from stgan_cli import archs, export, modelstore, onnx_engine
 from stgan_cli.cli import app
-from stgan_cli.trust_region import Limits
+from stgan_cli.core.trust_region import Limits
 
 from conftest import cutout_rgba, random_model, scene, write_rgb, write_rgba
 

@@ -71,7 +71,7 @@ def circles(edges: dict[str, set[str]]) -> list[set[str]]:
 def test_the_graph_is_read_from_the_package():
     edges = import_graph()
     assert "stgan_cli.modelstore" in edges["stgan_cli.commands.models"]
-    assert "stgan_cli.geometry" in edges["stgan_cli.evaluation.metrics"]
+    assert "stgan_cli.core.geometry" in edges["stgan_cli.evaluation.metrics"]
 
 
 def test_no_import_circle_beyond_the_two_left_for_the_redesign():

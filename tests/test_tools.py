@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from stgan_cli import geometry, modelstore
+from stgan_cli.core import geometry
+from stgan_cli import modelstore
 
 from conftest import random_model
 

@@ -149,7 +149,7 @@ def _check_request(request, warps: int) -> None:
     if trust is not None:
         if not isinstance(trust, str):
             raise StganError("trust_region: expected text (default, off, or move=0.3,scale=1.2,...)")
-        from ..trust_region import Limits, parse
+        from ..core.trust_region import Limits, parse
 
         parse(trust, Limits())
     if not isinstance(request.get("faces", False), bool):

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import geometry
+from ..core import geometry
 from . import register
 
 IN_CHANNELS = 7  # background RGB + warped foreground RGBA

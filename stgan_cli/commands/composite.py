@@ -113,7 +113,7 @@ def composite(
     if box_xyxy and not (box_xyxy[2] > box_xyxy[0] and box_xyxy[3] > box_xyxy[1]):
         raise UsageError(f"--box {box}: expected X1,Y1,X2,Y2 with X2 > X1 and Y2 > Y1")
     at_xy = parse_numbers(at, 2, "--at") if at else None
-    from ..trust_region import Limits, parse as parse_trust
+    from ..core.trust_region import Limits, parse as parse_trust
 
     parse_trust(trust, Limits())  # a malformed --trust-region is a usage error before any work
     from ..onnx_engine import ENGINES

@@ -73,7 +73,7 @@ def evaluate(
     from ..evaluation.synthetic import evaluate_batches
 
     from ..evaluation.photos import PROTOCOLS, is_photo_dataset
-    from ..trust_region import Limits, parse as parse_trust
+    from ..core.trust_region import Limits, parse as parse_trust
 
     parse_trust(trust, Limits())
     photos = is_photo_dataset(data)
@@ -213,7 +213,7 @@ def _evaluate_auto(model, data: Path, critic: Optional[str], seed: int, as_json:
     model's correction of both starts, as ``composite`` runs it."""
     from ..evaluation import auto as auto_eval, photos as photo_eval, report as eval_report
     from ..composite import auto
-    from ..trust_region import parse as parse_trust
+    from ..core.trust_region import parse as parse_trust
 
     folder = auto.critic_folder(critic)
     placement = model.config.placement
@@ -250,7 +250,7 @@ def _evaluate_photos(opened, data: Path, n: int, seed: int, protocol: str, box_s
 
     _check_iterations(opened, iterations)
     from ..evaluation import photos as photo_eval, report as eval_report
-    from ..trust_region import parse as parse_trust
+    from ..core.trust_region import parse as parse_trust
 
     cases = photo_eval.load_cases(data)
     cases = [cases[i] for i in np.resize(np.arange(len(cases)), n or len(cases))]
@@ -302,7 +302,7 @@ def _detector_starts(ds, data: Path, size, n: int):
     import numpy as np
     import torch
 
-    from .. import frames
+    from ..core import frames
     from ..data.glasses import read_meta
     from ..faces import canonical_eyes, similarity
     from ..landmarks import glasses_from_eyes

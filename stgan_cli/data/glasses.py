@@ -57,7 +57,8 @@ def face_meta(face: faces.Face, haar: list[faces.Face], size) -> dict:
     the eyes on the canonical ones only for an average face looking ahead), and the Haar
     detector's eyes for the same face (the one whose eyes are nearest, within half an eye distance)
     in the crop's pixels, or None where Haar misses it."""
-    from .. import frames, landmarks
+    from ..core import frames
+    from .. import landmarks
 
     frame_from_image = faces.similarity(faces.glasses_anchor(face), faces.canonical_eyes(size))
     iod = float(np.linalg.norm(face.eyes[1] - face.eyes[0]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import frames
+from ..core import frames
 
 TRANSLATION = (0, 4)  # indices of p1 (x) and p5 (y)
 

@@ -24,7 +24,7 @@ from ..core import boxes as B
 
 def placed_box(case, bg_from_fg: np.ndarray) -> np.ndarray:
     """The normalised box of the case's cut-out placed by ``bg_from_fg`` (a scale and a shift)."""
-    from ..frames import apply_homography
+    from ..core.frames import apply_homography
 
     x1, y1, x2, y2 = case.cutout.object_box()
     (a, b), (c, d) = apply_homography(bg_from_fg, [[x1, y1], [x2, y2]]) + 0.5

@@ -1,7 +1,7 @@
 """Placement metrics against a known true pose (paired data), in pixels of the model's resolution.
 
 A foreground canvas holds the object at its true pose; warp parameters ``p`` show it moved by
-``expm(A(p))^-1 = expm(-A(p))`` (see :mod:`stgan_cli.geometry`).  So a point ``x`` of the object
+``expm(A(p))^-1 = expm(-A(p))`` (see :mod:`stgan_cli.core.geometry`).  So a point ``x`` of the object
 appears at ``expm(-A(p)) x``, and ``p = 0`` is the truth.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .. import geometry
-from ..geometry import box_points, displayed, object_boxes, to_pixels
+from ..core import geometry
+from ..core.geometry import box_points, displayed, object_boxes, to_pixels
 
 
 def placement_errors(p: torch.Tensor, boxes: torch.Tensor, size) -> dict:

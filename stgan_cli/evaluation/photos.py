@@ -18,7 +18,7 @@ truth about each start (:func:`with_decoys`), so that a model gains nothing from
 Errors are measured on the photo's pixels: the mean distance of the object's four box corners from
 where they truly are (px, and % of the photo's diagonal), the share of cases a model leaves *worse*
 than its starting placement, the change of the object's area, and the IoU of the placed box with the
-true one.  Conventions are those of :mod:`stgan_cli.geometry`.
+true one.  Conventions are those of :mod:`stgan_cli.core.geometry`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import compositing, frames
+from .. import compositing
+from ..core import frames
 from ..files import imageio
 from ..errors import StganError
 
@@ -167,7 +168,7 @@ def predict(net, cases: list[Case], inits: list[np.ndarray], size, device: str =
     each batch of ``count`` cases."""
     import torch
 
-    from ..trust_region import region
+    from ..core.trust_region import region
 
     out = []
     for start in range(0, len(cases), batch):

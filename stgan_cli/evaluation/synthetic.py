@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import geometry
+from ..core import geometry
 from .metrics import iteration_metrics
 
 
@@ -17,13 +17,13 @@ def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str 
     medians per iteration; with ``keep_images``, the composites of the best, median and worst samples.
     With a discriminator, ``truth_preferred`` is per iteration the fraction of scenes whose true
     placement the critic scores above that iterate (0.5: it cannot tell them apart).  ``limits``: the
-    trust region (:class:`~stgan_cli.trust_region.Limits`) inference applies, or None; ``iterations``:
+    trust region (:class:`~stgan_cli.core.trust_region.Limits`) inference applies, or None; ``iterations``:
     how many generators run (None: all); ``eye_distance``: per index, the face's eye distance in the
     frame, where glasses errors are measured; ``face_eyes`` per index its eye centres in the frame
     (:func:`against_eyes`); ``on_batch(count)`` after each batch."""
     import numpy as np
 
-    from ..trust_region import region
+    from ..core.trust_region import region
 
     def limit():  # a fresh one per batch
         return region(limits, size)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import geometry
+from ..core import geometry
 from ..files import imageio
 from ..data import perturb
 from ..data.datasets import PairedDataset, UnpairedDataset, has_filled_holes, open_eval_set

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import geometry
+from ..core import geometry
 from ..core import boxes as B
 from ..model import critic as C
 from .decoys import push_pull_fill

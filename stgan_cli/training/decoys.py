@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .. import geometry
+from ..core import geometry
 
 
 def push_pull_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import geometry
+from ..core import geometry
 
 
 def critic(d, images: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .. import geometry
+from ..core import geometry
 from . import losses
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from ..files import atomic
-from .. import geometry, modelstore, nets
+from ..core import geometry
+from .. import modelstore, nets
 from ..evaluation import metrics as evaluation_metrics
 from ..errors import StganError
 from . import checkpoint, config as config_mod, report, stages, steps

@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import frames
+from stgan_cli.core import frames
 from stgan_cli.cli import app
 from stgan_cli.core import boxes as B
 from stgan_cli.model import critic as C

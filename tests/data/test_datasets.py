@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 from typer.testing import CliRunner
 
-from stgan_cli import frames, geometry
+from stgan_cli.core import frames, geometry
 from stgan_cli.cli import app
 from stgan_cli.data import datasets, perturb
 from stgan_cli.data import synth_indoor as si

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli import compositing, geometry
+from stgan_cli import compositing
+from stgan_cli.core import geometry
 from stgan_cli.files import imageio
 from stgan_cli.evaluation import photos as photo_eval
 from stgan_cli.data import photos

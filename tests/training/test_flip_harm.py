@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli import geometry
+from stgan_cli.core import geometry
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
 from stgan_cli.training import batches, config as C, losses

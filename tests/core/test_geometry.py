@@ -4,7 +4,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from stgan_cli import geometry as g
+from stgan_cli.core import geometry as g
 
 
 def random_params(n, scale=0.1, seed=0, dtype=torch.float64):
@@ -122,7 +122,7 @@ def test_full_resolution_transfer_moves_points_like_the_canvas():
 def test_full_resolution_transfer_needs_no_inverse_and_refuses_a_diverged_warp():
     """The transfer exponentiates -A(p) instead of inverting expm(A(p)): a large warp (which made the
     inverse singular in float64) still maps the object; one beyond float64 is a one-line error."""
-    from stgan_cli import frames
+    from stgan_cli.core import frames
     from stgan_cli.errors import StganError
 
     p = np.array([0.0, 0, 30.0, 0, 0, 0, -10.0, 0])  # expm(A) has entries near e^40: its inverse is singular
@@ -134,7 +134,8 @@ def test_full_resolution_transfer_needs_no_inverse_and_refuses_a_diverged_warp()
 
 
 def test_params_showing_a_similarity_give_it_back():
-    from stgan_cli import faces, frames
+    from stgan_cli import faces
+    from stgan_cli.core import frames
 
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -20,7 +20,7 @@ that perturbation asks of *this* object (its box, where it is in the frame), so 
 model was never trained to make is not made.  The perturbation is drawn in the frame's canonical
 units, so a small object may move further relative to its size than a large one.  A model's
 ``config.yaml`` may fix any limit (``trust_region: {move: 0.3}``), and so may ``--trust-region``.
-Conventions are those of :mod:`stgan_cli.geometry`.
+Conventions are those of :mod:`stgan_cli.core.geometry`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import frames
-from .errors import UsageError
+from ..errors import UsageError
 
 MEASURES = ("move", "scale", "rotate", "shape")
 STEP_SHARE = 1.0  # one generator may take this share of the total budget (per measure)
@@ -88,7 +88,7 @@ def inside(m: dict[str, np.ndarray], limits: dict[str, np.ndarray], share: float
 
 
 def object_boxes(alpha: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """numpy twin of :func:`stgan_cli.geometry.object_boxes`: canonical ``x1, y1, x2, y2`` (outer
+    """numpy twin of :func:`stgan_cli.core.geometry.object_boxes`: canonical ``x1, y1, x2, y2`` (outer
     pixel edges) of each mask in ``alpha`` (B, H, W); an empty mask gives an inverted box, as there."""
     b, h, w = alpha.shape
     on = alpha > threshold
@@ -132,7 +132,7 @@ class TrustRegion:
 
     def resolve(self, boxes) -> dict[str, np.ndarray]:
         """Per object, the limits: given ones as they are, the others from the training perturbation."""
-        from .data.perturb import warp_noise
+        from ..data.perturb import warp_noise
 
         boxes = _numpy(boxes)
         b = boxes.shape[0]

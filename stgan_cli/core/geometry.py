@@ -26,8 +26,7 @@ import torch.nn.functional as F
 
 # The pixel/canonical frame maps are plain numpy, in their own module so that the full-resolution
 # path imports no torch; they belong to this module's conventions and are re-exported here.
-from .frames import (Size, apply_homography, bg_from_fg_pixels, box_corners, canon_from_pixel,  # noqa: F401
-                     pixel_from_canon, rescale_homography)
+from .frames import Size, apply_homography, bg_from_fg_pixels, box_corners, canon_from_pixel, pixel_from_canon, rescale_homography
 
 
 # --- sl(3) -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Pixel and canonical frames as 3x3 float64 numpy homographies (conventions: :mod:`stgan_cli.geometry`),
+"""Pixel and canonical frames as 3x3 float64 numpy homographies (conventions: :mod:`stgan_cli.core.geometry`),
 and the sl(3) warp in numpy: its matrix, its exponential and the full-resolution transfer.
 
 No torch here: the full-resolution compositing path and the perturbations import only this.
@@ -46,7 +46,7 @@ def box_corners(size: Size) -> np.ndarray:
 
 
 def sl3_matrix(p: np.ndarray) -> np.ndarray:
-    """numpy twin of :func:`stgan_cli.geometry.sl3_matrix` (same parameter order): ``(..., 8)`` ->
+    """numpy twin of :func:`stgan_cli.core.geometry.sl3_matrix` (same parameter order): ``(..., 8)`` ->
     ``(..., 3, 3)`` traceless."""
     p1, p2, p3, p4, p5, p6, p7, p8 = np.moveaxis(np.asarray(p, np.float64), -1, 0)
     return np.stack([np.stack([p3, p2, p1], -1), np.stack([p6, -p3 - p7, p5], -1), np.stack([p4, p8, p7], -1)], -2)
@@ -99,7 +99,7 @@ def bg_from_fg_pixels(p, bg_size: Size, bg_from_fg_init: np.ndarray) -> np.ndarr
         bg_from_canvas = expm(-sl3_matrix(np.asarray(p, np.float64).reshape(8)))
         m = pixel_from_canon(bg_size) @ bg_from_canvas @ canon_from_pixel(bg_size) @ bg_from_fg_init
     if not (np.all(np.isfinite(m)) and abs(m[2, 2]) > 1e-12):
-        from .errors import StganError
+        from ..errors import StganError
 
         raise StganError("the model's correction diverged (a warp too large to apply)")
     return m / m[2, 2]
