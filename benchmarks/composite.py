@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 from stgan_cli.files import imageio
 from stgan_cli import modelstore  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
-from stgan_cli.inputs import Item  # noqa: E402
-from stgan_cli.pipeline import Compositor, Options  # noqa: E402
+from stgan_cli.composite.inputs import Item  # noqa: E402
+from stgan_cli.composite.pipeline import Compositor, Options  # noqa: E402
 
 
 def median_time(fn, runs: int) -> float:
@@ -121,8 +121,8 @@ def single_figures(model, tmp: Path, runs: int) -> None:
     help_s = median_time(lambda: subprocess.run([*stgan_exe(), "--help"], capture_output=True, check=True), runs)
     # The baseline ends the way the CLI does (os._exit: no interpreter teardown), so the difference
     # is the CLI's own work.  The teardown it skips is reported separately.
-    baseline = [sys.executable, "-c", "import os, torch, cv2, stgan_cli.pipeline; os._exit(0)"]
-    teardown = [sys.executable, "-c", "import torch, cv2, stgan_cli.pipeline"]
+    baseline = [sys.executable, "-c", "import os, torch, cv2, stgan_cli.composite.pipeline; os._exit(0)"]
+    teardown = [sys.executable, "-c", "import torch, cv2, stgan_cli.composite.pipeline"]
     teardown_s = median_time(lambda: subprocess.run(teardown, capture_output=True, check=True), runs)
     startup_s = median_time(lambda: subprocess.run(baseline, capture_output=True, check=True), runs)
     torch_only = [sys.executable, "-c", "import torch"]

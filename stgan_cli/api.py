@@ -83,8 +83,8 @@ class Stgan:
         (object width over background width) start it, as ``--box``/``--at``/``--scale`` do; with none of
         them an indoor model lets the placement critic choose (``place="auto"``) and a glasses model
         finds faces."""
-        from .inputs import Item
-        from .pipeline import Compositor, Options
+        from .composite.inputs import Item
+        from .composite.pipeline import Compositor, Options
 
         if place not in ("auto", "face", "scene"):
             raise StganError(f"place {place}: expected auto, face or scene")

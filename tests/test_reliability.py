@@ -18,12 +18,13 @@ import torch
 from typer.testing import CliRunner
 
 from stgan_cli.files import atomic
-from stgan_cli import faces, hub, modelstore
+from stgan_cli.composite import faces
+from stgan_cli import hub, modelstore
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
-from stgan_cli.inputs import Item
-from stgan_cli.pipeline import Compositor, Options, Result
+from stgan_cli.composite.inputs import Item
+from stgan_cli.composite.pipeline import Compositor, Options, Result
 from stgan_cli.training import checkpoint
 
 from conftest import REALDATA, cutout_rgba, scene, write_rgb, write_rgba
@@ -393,7 +394,7 @@ def test_export_to_a_folder_that_refuses_writes(model_dir, tmp_path, fmt, name):
 
 def test_unexpected_errors_are_one_line_with_a_hint(room, tmp_path, monkeypatch):
     fg, bg = room
-    from stgan_cli import inputs
+    from stgan_cli.composite import inputs
 
     def boom(*a, **k):
         raise ZeroDivisionError("something nobody anticipated")
@@ -412,7 +413,7 @@ def test_unexpected_error_in_one_batch_item_does_not_stop_the_batch(room, tmp_pa
     rooms.mkdir()
     for i in range(3):
         write_rgb(rooms / f"r{i}.png", scene((120, 160), seed=i))
-    from stgan_cli import compositing
+    from stgan_cli.composite import compositing
 
     real = compositing.composite
 

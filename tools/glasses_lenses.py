@@ -1,7 +1,7 @@
 """Where real lenses sit relative to the landmark eyes (issue 35): the truth for the glasses anchor,
 measured on the photos of people wearing glasses in ``../shared/realdata/faces/with_glasses``.
 
-Method: the 68-point landmarks (``stgan_cli.landmarks``, the same detector the glasses placement
+Method: the 68-point landmarks (``stgan_cli.composite.landmarks``, the same detector the glasses placement
 uses) give each face's eye centres; the photo is turned upright about their midpoint (the eye line
 level) and scaled to 200 px per eye distance, into a 600x320 crop with a tick every 0.1 eye
 distances (``--sheets DIR`` writes them).  On each crop the outer edges of each lens rim were read
@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stgan_cli import landmarks
+from stgan_cli.composite import landmarks
 
 W, H, PER_EYE = 600, 320, 200  # crop size, and pixels per eye distance in it
 # Rim boxes read off the crops (image-left lens first): x1, x2, y1, y2 in crop pixels.

@@ -6,7 +6,7 @@ Gradio does not offer, and the standard library adds no dependency and starts in
 
 Everything the page asks for goes through the code of ``stgan composite``: an uploaded image is read
 by :func:`stgan_cli.files.imageio.read_image` (same checks, same one-line errors), the hand placement is
-written as the sidecar that ``--init`` reads, and :class:`stgan_cli.pipeline.Compositor` makes the
+written as the sidecar that ``--init`` reads, and :class:`stgan_cli.composite.pipeline.Compositor` makes the
 composite, its per-iteration steps and its sidecar.  Files live in one temporary folder, removed
 when the server stops.
 """
@@ -87,8 +87,8 @@ class Session:
     def composite(self, request: dict) -> dict:
         """Run the model from the page's placement (``homography``: foreground pixels to background
         pixels, or ``faces: true`` for glasses on every face) and return the result's files."""
-        from ..inputs import Item
-        from ..pipeline import Compositor, Options
+        from ..composite.inputs import Item
+        from ..composite.pipeline import Compositor, Options
 
         _check_request(request, self.model.config.warps)
         fg = self._image(request, "fg")

@@ -102,7 +102,7 @@ def composite(
         raise UsageError(f"--place {place}: expected auto, face or scene")
     if faces not in ("all", "largest"):
         raise UsageError(f"--faces {faces}: expected all or largest")
-    from ..faces import DETECTORS
+    from ..composite.faces import DETECTORS
 
     if detector not in DETECTORS:
         raise UsageError(f"--detector {detector}: expected one of {', '.join(DETECTORS)}")
@@ -121,8 +121,9 @@ def composite(
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
 
-    from .. import inputs, modelstore
-    from ..pipeline import Compositor, Options, Result
+    from ..composite import inputs
+    from .. import modelstore
+    from ..composite.pipeline import Compositor, Options, Result
 
     shard = inputs.parse_shard(shard_spec) if shard_spec else None
     items, batch, warnings = inputs.plan(fg, bg, out, mask, cross, fmt)
@@ -146,7 +147,7 @@ def composite(
         raise UsageError(f"--engine onnx --device {device}: the onnx engine runs on the CPU; use --engine torch "
                          "for a GPU")
     k = 0 if loaded is None else (loaded.config.iterations if iterations is None else iterations)
-    from ..outputs import written as files_of
+    from ..composite.outputs import written as files_of
 
     def written(it):
         return files_of(it.out, save_mask, save_warp, steps, k, top_k, heatmap)
@@ -195,7 +196,7 @@ def composite(
     for it in skipped:
         emit(Result(it, "skipped"))
     if ray_address is not None:
-        from .. import ray_batch
+        from ..composite import ray_batch
 
         log(f"ray: {len(items)} items on {ray_address}")
         results = ray_batch.run(items, model, offline, opts, ray_address, emit)

@@ -229,7 +229,7 @@ def sheet(
     """A contact sheet of composites (object over background) from a paired dataset."""
     import numpy as np
 
-    from .. import compositing
+    from ..composite import compositing
     from ..files import imageio
     from ..data.datasets import PairedDataset, dataset_root
     from ..errors import StganError

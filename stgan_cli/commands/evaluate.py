@@ -108,7 +108,7 @@ def evaluate(
         raise UsageError(f"--protocol {protocol}: expected one of {', '.join(allowed)} for {data}")
     ds = open_eval_set(data, cfg.image_size, glasses=glasses)
     if glasses:
-        from ..faces import canonical_eyes
+        from ..composite.faces import canonical_eyes
 
         eyes = torch.from_numpy(canonical_eyes(cfg.image_size)).float()
     if n is None:
@@ -298,14 +298,14 @@ def _detector_starts(ds, data: Path, size, n: int):
     """Glasses placed where OpenCV's Haar detector puts the eyes, on the faces whose crops were aligned
     on landmarks (``meta.jsonl`` of ``stgan data glasses``): the indices of those faces (cycled to
     ``n``) and, per index, the warp that shows the canonical glasses where composite puts them on
-    those eyes (:func:`stgan_cli.landmarks.glasses_from_eyes`)."""
+    those eyes (:func:`stgan_cli.composite.landmarks.glasses_from_eyes`)."""
     import numpy as np
     import torch
 
     from ..core import frames
     from ..data.glasses import read_meta
-    from ..faces import canonical_eyes, similarity
-    from ..landmarks import glasses_from_eyes
+    from ..composite.faces import canonical_eyes, similarity
+    from ..composite.landmarks import glasses_from_eyes
 
     meta = read_meta(ds.data.root)
     usable = [i for i, name in enumerate(ds.data.bg_names or [])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import compositing
+from . import compositing
 from ..core import colour_map
 from ..model import harmonizer_run
 
@@ -98,7 +98,7 @@ def summary(before: compositing.Cutout, after: compositing.Cutout) -> dict:
 
 
 def composite_all(harmonizer, bg: np.ndarray, cutout: compositing.Cutout, finals: list[np.ndarray]):
-    """:func:`stgan_cli.outputs.composite_all` with each object's colours matched to the photo where it
+    """:func:`stgan_cli.composite.outputs.composite_all` with each object's colours matched to the photo where it
     lands: (composite, union of the masks, per object :func:`summary`)."""
     out, alpha, info = bg, None, []
     for m in finals:

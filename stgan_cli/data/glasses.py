@@ -11,7 +11,7 @@ Writes the unpaired layout that ``configs/glasses.yaml`` reads::
                    ``detector`` protocol of ``stgan eval``)
 
 With the ``landmarks`` extra the crops are aligned on where the landmarks say the glasses belong
-(:func:`stgan_cli.faces.glasses_anchor`: over the eyes, a little wider and lower, as measured on real
+(:func:`stgan_cli.composite.faces.glasses_anchor`: over the eyes, a little wider and lower, as measured on real
 wearers), which is the truth a model learns and is measured against; faces that already
 wear glasses are left out of the faces.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import compositing, faces
+from ..composite import compositing, faces
 from ..files import imageio
 from ..errors import StganError
 from .datasets import read_meta  # noqa: F401  (callers read a glasses folder's meta from here)
@@ -53,12 +53,12 @@ def _aligned(rgb: np.ndarray, face: faces.Face, size, rng, augment: bool) -> np.
 
 def face_meta(face: faces.Face, haar: list[faces.Face], size) -> dict:
     """What ``meta.jsonl`` says of a face's plain crop: the detector, the head's pose, its eye centres
-    in the crop's pixels (the crop is aligned on :func:`~stgan_cli.faces.glasses_anchor`, which puts
+    in the crop's pixels (the crop is aligned on :func:`~stgan_cli.composite.faces.glasses_anchor`, which puts
     the eyes on the canonical ones only for an average face looking ahead), and the Haar
     detector's eyes for the same face (the one whose eyes are nearest, within half an eye distance)
     in the crop's pixels, or None where Haar misses it."""
     from ..core import frames
-    from .. import landmarks
+    from ..composite import landmarks
 
     frame_from_image = faces.similarity(faces.glasses_anchor(face), faces.canonical_eyes(size))
     iod = float(np.linalg.norm(face.eyes[1] - face.eyes[0]))

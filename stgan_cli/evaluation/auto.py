@@ -34,7 +34,7 @@ def placed_box(case, bg_from_fg: np.ndarray) -> np.ndarray:
 def starts(case, box: np.ndarray, center, width: float) -> dict:
     """``bg_from_fg`` of the cut-out in the critic's ``box`` and at the model's fixed spot, as
     ``composite`` places them."""
-    from .. import compositing
+    from ..composite import compositing
 
     return {"critic": compositing.place_in_box(case.cutout, B.to_pixels(box, case.bg.shape[:2])),
             "fixed": compositing.place_scaled(case.cutout, case.bg.shape[:2], center, width)}

@@ -81,7 +81,7 @@ def picture(rows: list[dict], images: dict, folder: Path) -> Path:
     """``folder/harmonize_cases.png``: the pairs the harmonizer helped least, a median one, and the
     one it helped most (by fMSE against the composite's), each cropped around its object and
     labelled with each method's fMSE."""
-    from .. import compositing
+    from ..composite import compositing
     from ..files import imageio
 
     gain = np.array([r["harmonized"]["fmse"] - r["composite"]["fmse"] for r in rows])

@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import compositing
+from ..composite import compositing
 from ..core import frames
 from ..files import imageio
 from ..errors import StganError

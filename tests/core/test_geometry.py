@@ -134,7 +134,7 @@ def test_full_resolution_transfer_needs_no_inverse_and_refuses_a_diverged_warp()
 
 
 def test_params_showing_a_similarity_give_it_back():
-    from stgan_cli import faces
+    from stgan_cli.composite import faces
     from stgan_cli.core import frames
 
     rng = np.random.default_rng(0)

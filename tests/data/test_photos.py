@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stgan_cli import compositing
+from stgan_cli.composite import compositing
 from stgan_cli.files import imageio
 from stgan_cli.evaluation import photos as photo_eval
 from stgan_cli.cli import app
@@ -317,7 +317,7 @@ def test_from_photos_on_a_real_folder(tmp_path):
 
 
 def test_breakdown_rows_are_their_subsets_of_the_same_runs():
-    from stgan_cli import compositing
+    from stgan_cli.composite import compositing
     from stgan_cli.evaluation.photos import Case, breakdown
 
     def case(area, source):

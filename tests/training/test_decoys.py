@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli import compositing
+from stgan_cli.composite import compositing
 from stgan_cli.core import geometry
 from stgan_cli.files import imageio
 from stgan_cli.evaluation import photos as photo_eval

@@ -1,4 +1,4 @@
-"""Facial landmarks (stgan_cli/landmarks.py, the ``landmarks`` extra) on real faces, and the Haar
+"""Facial landmarks (stgan_cli/composite/landmarks.py, the ``landmarks`` extra) on real faces, and the Haar
 fallback when they are missing."""
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stgan_cli import faces, landmarks
+from stgan_cli.composite import faces, landmarks
 from stgan_cli.files import imageio
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError
@@ -106,7 +106,7 @@ def test_the_anchor_sits_where_real_wearers_lenses_do():
     import importlib.util
     import sys
 
-    tool_path = Path(__file__).resolve().parents[1] / "tools" / "glasses_lenses.py"
+    tool_path = Path(__file__).resolve().parents[2] / "tools" / "glasses_lenses.py"
     spec = importlib.util.spec_from_file_location("glasses_lenses", tool_path)
     tool = importlib.util.module_from_spec(spec)
     sys.modules["glasses_lenses"] = tool

@@ -2,7 +2,7 @@
 aligned face frame the glasses model works in.
 
 Detection uses dlib's 68 facial landmarks where the ``landmarks`` extra is installed
-(:mod:`stgan_cli.landmarks`: eye centres from the eye contours, the head's roll and yaw, glasses
+(:mod:`stgan_cli.composite.landmarks`: eye centres from the eye contours, the head's roll and yaw, glasses
 already worn), else OpenCV's Haar cascades, which ship inside the opencv-python wheels (4.x; OpenCV 5
 dropped them, hence the pin).  Either way nothing is downloaded at run time, and every face says
 which detector found it.  The model frame is an aligned
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .core import frames
+from ..core import frames
 
 # Mean eye landmarks of CelebA's aligned images (69, 111) and (108, 111), in the 144x144 crop
 # whose top-left is (col 17, row 52): left and right eye as seen in the image, (x, y).
@@ -52,7 +52,7 @@ class Face:
 
 def glasses_anchor(face: Face) -> np.ndarray:
     """``(2, 2)``: where the glasses' lens centres go on ``face``: over its eyes, a little wider and
-    lower, as on real wearers (:func:`stgan_cli.landmarks.glasses_from_eyes`), whichever detector
+    lower, as on real wearers (:func:`stgan_cli.composite.landmarks.glasses_from_eyes`), whichever detector
     found them.  This is the truth ``stgan data glasses`` aligns crops on and the start ``composite``
     gives the model."""
     from . import landmarks
@@ -128,11 +128,11 @@ DETECT_SIDE = 1000  # faces are found on a copy at most this large: 4K photos ta
 def detect_faces(rgb: np.ndarray, detector: str = "auto") -> list[Face]:
     """Faces, largest first, each with its two eyes.
 
-    ``detector``: ``landmarks`` (dlib, :mod:`stgan_cli.landmarks`), ``haar``, or ``auto``: landmarks
+    ``detector``: ``landmarks`` (dlib, :mod:`stgan_cli.composite.landmarks`), ``haar``, or ``auto``: landmarks
     where installed, else Haar.
     """
     from . import landmarks
-    from .errors import StganError
+    from ..errors import StganError
 
     if detector not in DETECTORS:
         raise StganError(f"--detector {detector}: expected one of {', '.join(DETECTORS)}")

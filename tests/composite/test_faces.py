@@ -9,12 +9,13 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from stgan_cli import compositing, faces, landmarks, modelstore
+from stgan_cli.composite import compositing, faces, landmarks
+from stgan_cli import modelstore
 from stgan_cli.core import frames, geometry
 from stgan_cli.files import imageio
 from stgan_cli.cli import app
-from stgan_cli.inputs import Item
-from stgan_cli.pipeline import Compositor, Options
+from stgan_cli.composite.inputs import Item
+from stgan_cli.composite.pipeline import Compositor, Options
 
 from conftest import REALDATA, random_model, scene, write_rgb, write_rgba
 
@@ -263,7 +264,7 @@ def test_holdout_split_and_glasses_training(tmp_path, monkeypatch):
     assert len(trainer.evaluate()["corner_error"]) == 2
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "glasses"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "glasses"
 
 
 @needs_real

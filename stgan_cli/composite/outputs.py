@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from . import compositing
-from .files import imageio
-from .errors import StganError
+from ..files import imageio
+from ..errors import StganError
 
 
 def sidecar_path(out: Path) -> Path:

@@ -2,7 +2,7 @@
 per-item code of a local batch.
 
 Items go to Ray Data in chunks of ``--batch-size``; each worker is an actor that opens the model
-once and runs its chunks through :class:`stgan_cli.pipeline.Compositor`, exactly as a local run
+once and runs its chunks through :class:`stgan_cli.composite.pipeline.Compositor`, exactly as a local run
 does, writing the outputs itself (so every worker must see the input and output folders: a shared
 file system, or one machine).  Results come back in the order of the items and are reported by the
 caller as a local batch reports them.  Outputs already claimed (``--skip-existing``,
@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import StganError
+from ..errors import StganError
 from .inputs import Item
 
 
@@ -33,7 +33,7 @@ class _Worker:
     """A Ray Data actor: one model, every chunk it is given."""
 
     def __init__(self, model_ref: str | None, offline: bool, options: dict):
-        from . import modelstore
+        from .. import modelstore
         from .pipeline import Compositor, Options
 
         model = modelstore.open_model(model_ref, offline) if model_ref is not None or options["iterations"] != 0 else None
@@ -65,7 +65,7 @@ def connect(address: str):
 def run(items: list[Item], model_ref: str | None, offline: bool, options, address: str = "local",
         on_result=None, actors: int | None = None):
     """Composite ``items`` on Ray; ``on_result(result)`` as each result arrives, in the items' order.
-    Returns the :class:`~stgan_cli.pipeline.Result` list, as :meth:`Compositor.run` does."""
+    Returns the :class:`~stgan_cli.composite.pipeline.Result` list, as :meth:`Compositor.run` does."""
     from .pipeline import Result
 
     if not items:

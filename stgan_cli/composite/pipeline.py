@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic, imageio
+from ..files import atomic, imageio
 from . import compositing, outputs, placement
-from .errors import StganError, unexpected
+from ..errors import StganError, unexpected
 from .inputs import Item
-from .modelstore import LoadedModel, Placement
+from ..modelstore import LoadedModel, Placement
 from .placement import Slot
 
 
@@ -43,7 +43,7 @@ class Options:
     harmonize: bool = False  # match the object's colours to the photo
     harmonizer: str | None = None  # the harmonizer (a model folder or name; default: harmonize)
     faces: str = "all"  # all | largest
-    detector: str = "auto"  # auto | landmarks | haar (stgan_cli.faces.DETECTORS)
+    detector: str = "auto"  # auto | landmarks | haar (stgan_cli.composite.faces.DETECTORS)
     skip_glasses_faces: bool = False  # leave faces that already wear glasses
     exclusive: bool = False  # never replace an output that exists when it is written (batches)
     trust_region: str = "default"  # default | off | key=value,... (stgan_cli.core.trust_region.parse)
@@ -143,8 +143,8 @@ class Compositor:
         """Open the engine and the trust region, for a run of ``count`` items."""
         self.trust = None
         if self.model is not None and self.iterations > 0:
-            from . import onnx_engine
-            from .core import trust_region
+            from .. import onnx_engine
+            from ..core import trust_region
 
             name, self.engine_note = onnx_engine.choose(self.model, self.opt.engine, self.device_name)
             if name == "onnx":
@@ -162,7 +162,7 @@ class Compositor:
                 self.engine = onnx_engine.open_engine(self.model, "torch", self.device)
             self.trust = trust_region.parse(self.opt.trust_region, self.model.trust_limits())
         if self.opt.harmonize and self.harmonizer is None:
-            from .composite import harmonize
+            from . import harmonize
 
             self.harmonizer, note = harmonize.open_harmonizer(self.opt.harmonizer, self.opt.engine)
             self.engine_note = self.engine_note or note
@@ -207,8 +207,8 @@ class Compositor:
                 said, self._critic_state = self._critic_state[1], (None, "")
             notes.append(said)
         if not self.face_mode and critic is not None:
-            from .composite import auto
-            from .core.boxes import to_pixels
+            from . import auto
+            from ..core.boxes import to_pixels
 
             found = auto.search(critic, bg.pixels, cutout.rgba, self.opt.candidates, self.opt.scale)
             starts = [compositing.place_in_box(cutout, to_pixels(b, bg.size))
@@ -227,7 +227,7 @@ class Compositor:
         named none: the model's fixed spot then."""
         with self._cutout_lock:
             if self._critic_state is None:
-                from .composite import auto
+                from . import auto
 
                 try:
                     self._critic_state = (auto.open_critic(self.opt.critic), None)
@@ -318,7 +318,7 @@ class Compositor:
                 path = outputs.alternative_path(item.out, k)
                 files.write_bytes(path, imageio.encode(image, imageio.output_format(path), prep.bg.icc), exclusive)
             if self.opt.heatmap and prep.search is not None:
-                from .composite import auto
+                from . import auto
 
                 files.write_bytes(outputs.heatmap_path(item.out),
                                   imageio.encode(auto.heatmap(prep.search, prep.bg.pixels), ".png"), exclusive)
@@ -332,7 +332,7 @@ class Compositor:
         """(image, mask, what --harmonize did or None) of the objects at ``finals``."""
         if self.harmonizer is None:
             return (*outputs.composite_all(prep.bg.pixels, prep.cutout, finals), None)
-        from .composite import harmonize
+        from . import harmonize
 
         out, alpha, info = harmonize.composite_all(self.harmonizer, prep.bg.pixels, prep.cutout, finals)
         return out, alpha, {"harmonizer": self.opt.harmonizer or harmonize.DEFAULT,

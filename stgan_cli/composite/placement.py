@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 
 from . import compositing
-from .core import frames
-from .files import imageio
-from .errors import StganError
-from .modelstore import Placement
+from ..core import frames
+from ..files import imageio
+from ..errors import StganError
+from ..modelstore import Placement
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _size(entry, key: str) -> tuple[int, int]:
 def read_init(path: Path, fg_size, bg_size) -> np.ndarray:
     """``bg_from_fg`` from a sidecar written by ``--save-warp``, rescaled if the background's size
     changed; a background of another shape (aspect ratio) is refused, never stretched."""
-    from .files.smalltext import read_text
+    from ..files.smalltext import read_text
 
     text = read_text(path, "stgan warp file (JSON)")
     try:

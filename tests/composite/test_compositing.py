@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli import compositing as comp
+from stgan_cli.composite import compositing as comp
 from stgan_cli.core import geometry
 from stgan_cli import modelstore
 from stgan_cli.files.imageio import Picture

@@ -2,7 +2,7 @@
 
 An optional extra (``pip install 'stgan-cli[landmarks]'``): ``dlib-bin`` (a prebuilt dlib) and
 ``face-recognition-models``, whose package carries the predictor's weights, so nothing is downloaded
-at run time.  Without them :func:`stgan_cli.faces.detect_faces` falls back to OpenCV's Haar cascades
+at run time.  Without them :func:`stgan_cli.composite.faces.detect_faces` falls back to OpenCV's Haar cascades
 and says so.
 
 The 68 points follow iBUG 300-W: 0-16 the jaw line (0 and 16 at the ears), 27-30 the nose bridge,

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import StganError, UsageError
-from .core.frames import Size, apply_homography, box_corners, rescale_homography
-from .files.imageio import Picture, mask_from_picture, to_unit_float
+from ..errors import StganError, UsageError
+from ..core.frames import Size, apply_homography, box_corners, rescale_homography
+from ..files.imageio import Picture, mask_from_picture, to_unit_float
 
 PRESHRINK_BELOW = 0.7  # warps that shrink more than this are resampled with INTER_AREA first
 

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StganError, UsageError
-from .files.imageio import IMAGE_SUFFIXES, list_images, passed_over_line
+from ..errors import StganError, UsageError
+from ..files.imageio import IMAGE_SUFFIXES, list_images, passed_over_line
 
 
 @dataclass
@@ -125,11 +125,11 @@ def check_outputs(items: list[Item], written=image_only, init: Path | None = Non
     """Refuse, before any work, a plan that would lose a file.
 
     ``written(item)`` lists every file an item writes as ``(what, path)`` pairs, the image first
-    (default: the image alone; :func:`stgan_cli.outputs.written`): no two of them, across
+    (default: the image alone; :func:`stgan_cli.composite.outputs.written`): no two of them, across
     all items, may be one file (``room.png`` and ``room.jpg`` both to ``room.png``; ``x.png``'s mask and
     ``x_mask.png``'s composite), none may be any item's input (foreground, background, mask, or
     ``init``), under any name (links included), and none may be a folder, pipe or device."""
-    from .files import atomic
+    from ..files import atomic
 
     sources: dict[Path, tuple[str, Path]] = {}
     nodes: dict = {}
@@ -197,7 +197,7 @@ def claim_outputs(items: list[Item], out: str, batch: bool, overwrite: bool, ski
     composite; in a batch they are an error unless ``overwrite`` or ``skip_existing`` says otherwise
     (an item is there already when any file it writes, ``written(item)``, is).
     Returns the items to run and the items skipped."""
-    from .files import atomic, imageio
+    from ..files import atomic, imageio
 
     out_dir = Path(out) if batch else Path(out).parent
     if batch:
