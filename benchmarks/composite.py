@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stgan_cli.files import imageio
-from stgan_cli import modelstore  # noqa: E402
+from stgan_cli.model import modelstore  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
 from stgan_cli.composite.inputs import Item  # noqa: E402
 from stgan_cli.composite.pipeline import Compositor, Options  # noqa: E402

@@ -65,8 +65,8 @@ class Stgan:
 
     def __init__(self, model: str | os.PathLike | None = None, device: str = "cpu", engine: str = "auto",
                  offline: bool = False):
-        from . import modelstore
-        from .onnx_engine import ENGINES
+        from .model import modelstore
+        from .model.onnx_engine import ENGINES
 
         if engine not in ENGINES:
             raise StganError(f"engine {engine}: expected one of {', '.join(ENGINES)}")

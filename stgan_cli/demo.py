@@ -20,7 +20,7 @@ def poor_guess(box) -> str:
 
 
 def main() -> int:
-    from . import modelstore
+    from .model import modelstore
     from .data import synth_indoor
 
     from .files.bundled import samples_dir

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 

@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from stgan_cli.composite import compositing
-from stgan_cli import export, modelstore, onnx_engine
+from stgan_cli.model import export, modelstore, onnx_engine
 from stgan_cli.core import geometry
 from stgan_cli.archs.refiner import detail_window, window
 from stgan_cli.cli import app

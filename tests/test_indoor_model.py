@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.demo import poor_guess

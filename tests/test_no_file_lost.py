@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stgan_cli.files import atomic, yamlio
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 from stgan_cli.app.server import Session, make_server
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError

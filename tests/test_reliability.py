@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from stgan_cli.files import atomic
 from stgan_cli.composite import faces
-from stgan_cli import hub, modelstore
+from stgan_cli.model import hub, modelstore
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stgan_cli"
 KNOWN = [
     {"stgan_cli.archs", "stgan_cli.archs.crop", "stgan_cli.archs.lite", "stgan_cli.archs.paper",
      "stgan_cli.archs.refiner"},
-    {"stgan_cli.export", "stgan_cli.modelstore", "stgan_cli.onnx_engine", "stgan_cli.model.critic",
+    {"stgan_cli.model.export", "stgan_cli.model.modelstore", "stgan_cli.model.onnx_engine", "stgan_cli.model.critic",
      "stgan_cli.model.critic_run", "stgan_cli.model.harmonizer", "stgan_cli.model.harmonizer_run",
      "stgan_cli.model.kinds"},
 ]
@@ -70,7 +70,7 @@ def circles(edges: dict[str, set[str]]) -> list[set[str]]:
 
 def test_the_graph_is_read_from_the_package():
     edges = import_graph()
-    assert "stgan_cli.modelstore" in edges["stgan_cli.commands.models"]
+    assert "stgan_cli.model.modelstore" in edges["stgan_cli.commands.models"]
     assert "stgan_cli.core.geometry" in edges["stgan_cli.evaluation.metrics"]
 
 
@@ -80,7 +80,7 @@ def test_no_import_circle_beyond_the_two_left_for_the_redesign():
 
 
 def test_the_hub_imports_nothing_of_the_model_store():
-    assert not {"stgan_cli.modelstore"} & import_graph()["stgan_cli.hub"]
+    assert not {"stgan_cli.model.modelstore"} & import_graph()["stgan_cli.model.hub"]
 
 
 def test_circles_are_found_on_a_made_up_graph():

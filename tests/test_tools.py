@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from stgan_cli.core import geometry
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 
 from conftest import random_model
 

@@ -35,7 +35,7 @@ def test_a_wheel_in_a_fresh_venv_composites_the_sample(tmp_path):
     where = subprocess.run([str(python), "-c", "import stgan_cli; print(stgan_cli.__file__)"], cwd=work,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).is_relative_to(target), where
-    code = ("from stgan_cli.files.bundled import samples_dir; from stgan_cli import modelstore; "
+    code = ("from stgan_cli.files.bundled import samples_dir; from stgan_cli.model import modelstore; "
             "print(samples_dir()); print(modelstore.models_dir())")
     samples, models = subprocess.run([str(python), "-c", code], cwd=work, capture_output=True, text=True,
                                      check=True).stdout.split()

@@ -31,7 +31,7 @@ def main() -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    from stgan_cli import modelstore
+    from stgan_cli.model import modelstore
     from stgan_cli.app.server import Session, make_server
 
     session = Session(modelstore.open_model(args.model), 100_000_000)

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ An architecture is a module that registers itself here with :func:`register`.  I
 ``update(i, bg, fg, warped, p) -> dp``: the i-th correction of the warp parameters ``p``, in the
 paper's sl(3) order, given the background, the foreground canvas at its starting pose and the
 canvas as currently warped.  The iterative loop, the discriminator, the trust region, export and
-the full-resolution transfer are shared by every architecture (:mod:`stgan_cli.nets`).
+the full-resolution transfer are shared by every architecture (:mod:`stgan_cli.model.nets`).
 """
 
 from __future__ import annotations

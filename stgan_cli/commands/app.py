@@ -22,7 +22,7 @@ def app(
 ):
     """A local page: drop a background and an object, drag, scale and rotate it, press Correct and
     see each iteration of the model's correction; download the full-resolution result and its warp."""
-    from .. import modelstore
+    from ..model import modelstore
     from ..app.server import Session, make_server
 
     loaded = modelstore.open_model(model, offline).to(resolve_device(device))

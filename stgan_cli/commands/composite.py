@@ -116,13 +116,13 @@ def composite(
     from ..core.trust_region import Limits, parse as parse_trust
 
     parse_trust(trust, Limits())  # a malformed --trust-region is a usage error before any work
-    from ..onnx_engine import ENGINES
+    from ..model.onnx_engine import ENGINES
 
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
 
     from ..composite import inputs
-    from .. import modelstore
+    from ..model import modelstore
     from ..composite.pipeline import Compositor, Options, Result
 
     shard = inputs.parse_shard(shard_spec) if shard_spec else None

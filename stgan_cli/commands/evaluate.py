@@ -67,7 +67,7 @@ def evaluate(
 
     from ..evaluation import report as eval_report
 
-    from .. import modelstore
+    from ..model import modelstore
     from ..data.datasets import open_eval_set
     from ..data.perturb import warp_noise
     from ..evaluation.synthetic import evaluate_batches
@@ -165,7 +165,7 @@ def evaluate(
 
 def _harmonizer(ref: str, data: Path, offline: bool) -> Path | None:
     """The model folder of ``ref`` when it is a harmonizer, or when ``data`` is a harmonization split."""
-    from .. import modelstore
+    from ..model import modelstore
     from ..data.harmonize import is_harmonize_dataset
     from ..model.harmonizer_run import is_harmonizer
 

@@ -29,7 +29,7 @@ def export(
     from ..errors import UsageError
 
     if list_formats:
-        from ..export import FORMATS
+        from ..model.export import FORMATS
 
         for f in FORMATS.values():
             extra = f"  needs: {', '.join(f.needs)} (pip install 'stgan-cli[export]')" if f.needs else ""
@@ -42,11 +42,11 @@ def export(
     if out is None and fmt != "engine":
         if not push_to_hub:
             raise UsageError("--out is required (a file for onnx/pt2, a folder for package)")
-    from .. import export as exporter
+    from ..model import export as exporter
 
     if fmt == "engine" and out is None:
         from ..model.critic_run import is_critic
-        from ..modelstore import resolve
+        from ..model.modelstore import resolve
 
         folder = resolve(model, offline)
         if is_critic(folder):
@@ -76,7 +76,7 @@ def export(
         log(f"exported {model} as {fmt} to {result['path']} (the object's corners land within "
             f"{result['max_corner_px']:.1e} px of PyTorch's)")
         if push_to_hub:
-            from ..hub import push
+            from ..model.hub import push
 
             result["url"] = push(out, push_to_hub, private=private, revision=revision)
             log(f"pushed to {result['url']}")

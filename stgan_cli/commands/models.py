@@ -16,7 +16,7 @@ app = typer.Typer(help="Models: list, download, inspect.", no_args_is_help=True,
 @friendly_errors
 def list_models():
     """Registry models and models in the Hugging Face cache: name, source, size, whether present."""
-    from ..modelstore import list_all
+    from ..model.modelstore import list_all
 
     rows = list_all()
     print(f"{'name':<36} {'source':<10} {'size':>9}  present")
@@ -29,7 +29,7 @@ def list_models():
 @friendly_errors
 def download(name: Annotated[str, typer.Argument(metavar="NAME", help="hf-hub:ORG/REPO[@REV] (or a registry name).")]):
     """Fetch a model into the local Hugging Face cache, so that --offline finds it."""
-    from .. import modelstore
+    from ..model import modelstore
 
     folder = modelstore.resolve(name, offline=False)
     log(f"{name} is at {folder}")
@@ -40,7 +40,7 @@ def download(name: Annotated[str, typer.Argument(metavar="NAME", help="hf-hub:OR
 @friendly_errors
 def info(name: Annotated[str, typer.Argument(metavar="NAME")], offline: OfflineOpt = False):
     """A model's config and the measured figures of its card."""
-    from .. import modelstore
+    from ..model import modelstore
 
     folder = modelstore.resolve(name, offline=offline)
     cfg = modelstore.read_config(folder)

@@ -183,7 +183,7 @@ def refine(
     import dataclasses
     import shutil
 
-    from .. import modelstore
+    from ..model import modelstore
     from ..errors import StganError
     from ..training import config as config_mod
 

@@ -47,7 +47,7 @@ class Search:
 
 def critic_folder(ref: str | None = None) -> Path:
     """The critic's model folder: ``ref`` (a folder or a registry name), else the bundled ``placement``."""
-    from .. import modelstore
+    from ..model import modelstore
 
     return modelstore.resolve(ref or DEFAULT_CRITIC)
 

@@ -24,7 +24,7 @@ _LOCK = threading.Lock()
 
 def harmonizer_folder(name: str | None) -> Path:
     """The harmonizer's model folder: ``name`` (a folder or a model name), or the bundled default."""
-    from .. import modelstore
+    from ..model import modelstore
 
     return modelstore.resolve(name or DEFAULT)
 

@@ -19,7 +19,7 @@ from ..files import atomic, imageio
 from . import compositing, outputs, placement
 from ..errors import StganError, unexpected
 from .inputs import Item
-from ..modelstore import LoadedModel, Placement
+from ..model.modelstore import LoadedModel, Placement
 from .placement import Slot
 
 
@@ -47,7 +47,7 @@ class Options:
     skip_glasses_faces: bool = False  # leave faces that already wear glasses
     exclusive: bool = False  # never replace an output that exists when it is written (batches)
     trust_region: str = "default"  # default | off | key=value,... (stgan_cli.core.trust_region.parse)
-    engine: str = "auto"  # auto | torch | onnx (stgan_cli.onnx_engine.choose)
+    engine: str = "auto"  # auto | torch | onnx (stgan_cli.model.onnx_engine.choose)
 
 
 @dataclass
@@ -132,7 +132,7 @@ class Compositor:
                             and options.at is None and options.init is None)
         self.frame_size = tuple(model.config.image_size) if model else (144, 144)
         self.trust = None
-        self.engine = None  # opened by ready(): stgan_cli.onnx_engine.OnnxEngine or TorchEngine
+        self.engine = None  # opened by ready(): stgan_cli.model.onnx_engine.OnnxEngine or TorchEngine
         self.engine_note: str | None = None  # why auto did not take the onnx engine
         self._cutouts: dict = {}
         self._cutout_lock = threading.Lock()
@@ -143,7 +143,7 @@ class Compositor:
         """Open the engine and the trust region, for a run of ``count`` items."""
         self.trust = None
         if self.model is not None and self.iterations > 0:
-            from .. import onnx_engine
+            from ..model import onnx_engine
             from ..core import trust_region
 
             name, self.engine_note = onnx_engine.choose(self.model, self.opt.engine, self.device_name)

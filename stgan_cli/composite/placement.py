@@ -14,7 +14,7 @@ from . import compositing
 from ..core import frames
 from ..files import imageio
 from ..errors import StganError
-from ..modelstore import Placement
+from ..model.modelstore import Placement
 
 
 @dataclass

@@ -33,7 +33,7 @@ class _Worker:
     """A Ray Data actor: one model, every chunk it is given."""
 
     def __init__(self, model_ref: str | None, offline: bool, options: dict):
-        from .. import modelstore
+        from ..model import modelstore
         from .pipeline import Compositor, Options
 
         model = modelstore.open_model(model_ref, offline) if model_ref is not None or options["iterations"] != 0 else None

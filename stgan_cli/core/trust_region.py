@@ -108,7 +108,7 @@ def _numpy(x) -> np.ndarray:
 
 
 class TrustRegion:
-    """The clamp applied after each generator, by :func:`stgan_cli.nets.iterate` (torch tensors)
+    """The clamp applied after each generator, by :func:`stgan_cli.model.nets.iterate` (torch tensors)
     and by the ONNX engine (numpy arrays); the arithmetic is numpy float64 either way, so both
     engines clamp alike and this module imports no torch."""
 

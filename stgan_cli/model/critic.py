@@ -172,8 +172,8 @@ def export_onnx(folder: Path) -> Path:
     import onnxruntime as ort
 
     from ..files import atomic
-    from ..export import _onnx_export
-    from ..onnx_engine import weights_digest
+    from .export import _onnx_export
+    from .onnx_engine import weights_digest
 
     folder = Path(folder)
     critic = load(folder)

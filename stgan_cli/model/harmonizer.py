@@ -186,8 +186,8 @@ def export_onnx(folder: Path) -> Path:
 
     from ..files import atomic
     from ..errors import StganError
-    from ..export import _onnx_export
-    from ..onnx_engine import weights_digest
+    from .export import _onnx_export
+    from .onnx_engine import weights_digest
 
     folder = Path(folder)
     net = load(folder)

@@ -34,7 +34,7 @@ def stamped_session(folder: Path, onnx_file: str, digest_key: str, threads: int 
     import onnxruntime as ort
 
     from ..errors import StganError
-    from ..onnx_engine import weights_digest
+    from .onnx_engine import weights_digest
 
     path = Path(folder) / onnx_file
     if not path.is_file():

@@ -98,7 +98,7 @@ def curves(metrics_path: Path, out: Path) -> None:
 
 def model_card(mc, cfg, final_eval: dict | None, init_note: dict | None) -> str:
     """README.md of a trained model folder: what it is, how it was made, what it measured."""
-    from ..modelstore import CARD_HEADER
+    from ..model.modelstore import CARD_HEADER
 
     lines = [CARD_HEADER, f"# {mc.name}", "",
              f"ST-GAN model: {mc.warps} warp generators at {mc.image_size[0]}x{mc.image_size[1]}, domain "

@@ -208,7 +208,7 @@ def test_eval_auto_ranks_the_truth_and_compares_the_fixed_spot(tmp_path, indoor_
     # (100..201 x 80..201 px, centre (150.5, 140.5)): on the 320x240 photo, (160, 144) is 10.2 px
     # off of a 400 px diagonal, on the 400x300 photo (200, 180) is 63.4 px off of 500
     expected = (100 * np.hypot(9.5, 3.5) / 400 + 100 * np.hypot(49.5, 39.5) / 500) / 2
-    from stgan_cli import modelstore
+    from stgan_cli.model import modelstore
 
     assert tuple(modelstore.read_config(indoor_model).placement.center) == (0.5, 0.6)
     assert s["fixed_error_mean"] == pytest.approx(expected, abs=0.3)

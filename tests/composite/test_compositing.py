@@ -5,7 +5,7 @@ import torch
 
 from stgan_cli.composite import compositing as comp
 from stgan_cli.core import geometry
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 from stgan_cli.files.imageio import Picture
 
 from conftest import cutout_rgba, scene

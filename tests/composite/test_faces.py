@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from stgan_cli.composite import compositing, faces, landmarks
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 from stgan_cli.core import frames, geometry
 from stgan_cli.files import imageio
 from stgan_cli.cli import app

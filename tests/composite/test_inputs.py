@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from stgan_cli import errors, hub
+from stgan_cli import errors
+from stgan_cli.model import hub
 from stgan_cli.composite import inputs
 from stgan_cli.errors import StganError, UsageError
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from stgan_cli.archs import paper
 from stgan_cli.core import geometry, trust_region as T
-from stgan_cli import nets
+from stgan_cli.model import nets
 from stgan_cli.cli import app
 from stgan_cli.errors import UsageError
 

@@ -129,7 +129,7 @@ class _OneBox:
 
 
 def test_truth_preferred_counts_scenes_where_the_critic_ranks_the_truth_higher():
-    from stgan_cli import nets
+    from stgan_cli.model import nets
 
     net = nets.STGAN(1, SIZE, discriminator=False)
     torch.nn.init.zeros_(net.generators[0].out.weight)

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from stgan_cli.core import geometry
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 from stgan_cli.evaluation import metrics
 from stgan_cli.cli import app
 from stgan_cli.data import perturb

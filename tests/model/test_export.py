@@ -12,14 +12,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import export, modelstore
+from stgan_cli.model import export, modelstore
 from stgan_cli.core import geometry
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError
 
 from conftest import cutout_rgba, random_model, scene, write_rgb, write_rgba
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="the stgan-cli[export] extra is not installed")
 

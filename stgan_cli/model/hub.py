@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import StganError
+from ..errors import StganError
 
 HUB_PREFIX = "hf-hub:"
 

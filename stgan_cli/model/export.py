@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .files import atomic
-from .core import geometry
+from ..files import atomic
+from ..core import geometry
 from . import modelstore
-from .core.geometry import expm_series
-from .errors import StganError
+from ..core.geometry import expm_series
+from ..errors import StganError
 
 # An export must put the object's corners where PyTorch puts them, within this many pixels of the
 # model's frame (120x160 for indoor) after every generator.  Float32 rounding alone moves them by
@@ -59,7 +59,7 @@ FORMATS = {
 
 
 class Predictor(nn.Module):
-    """The model's iterative loop (:func:`stgan_cli.nets.iterate`) for its first ``iterations``
+    """The model's iterative loop (:func:`stgan_cli.model.nets.iterate`) for its first ``iterations``
     updates (the model's default), with the series exponential, as one exportable module: the
     generators only, no discriminator."""
 
@@ -79,7 +79,7 @@ class Predictor(nn.Module):
 class Step(nn.Module):
     """One update of the warp by generator ``index``: ``(bg, fg, p) -> dp``, what it asks for at the
     warp ``p``.  The loop around it, and the trust region between updates, run outside the graph
-    (:mod:`stgan_cli.onnx_engine`), so that an update can be shortened as in PyTorch."""
+    (:mod:`stgan_cli.model.onnx_engine`), so that an update can be shortened as in PyTorch."""
 
     def __init__(self, net, index: int = 0):
         super().__init__()
@@ -101,7 +101,7 @@ def reference(net, bg, fg, p0, *detail, iterations: int | None = None, limits=No
     """The PyTorch model's answer (exact matrix exponential) in the exports' output layout, with the
     trust region ``limits`` (:class:`~stgan_cli.core.trust_region.Limits`) or none; ``detail``: the
     background and canvas at the model's detail resolution, for a model that reads them."""
-    from .core.trust_region import region
+    from ..core.trust_region import region
 
     limit = region(limits, tuple(bg.shape[-2:]))
     with torch.no_grad():
@@ -117,7 +117,7 @@ def example_inputs(size, batch: int = 3, seed: int = 0, detail: int = 0):
 
     Random noise is not realistic: it drives the generators far outside what they were trained on,
     where float32 differences grow into changes of the predicted warp that no real input shows."""
-    from .data import synth_indoor
+    from ..data import synth_indoor
 
     bgs, fgs = [], []
     for i in range(batch):
@@ -211,7 +211,7 @@ def export(model_ref: str, fmt: str, out: Path, offline: bool = False, say=None)
     each long step as it starts (tracing a graph takes minutes on a small CPU)."""
     say = say or (lambda line: None)
     if fmt not in FORMATS:
-        from .errors import UsageError, suggest
+        from ..errors import UsageError, suggest
 
         raise UsageError(f"--format {fmt}: unknown{suggest(fmt, FORMATS)}; formats: {', '.join(FORMATS)}")
     spec = FORMATS[fmt]
@@ -324,7 +324,7 @@ def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> 
     """The model's updates as ONNX, one graph per distinct generator (onnxruntime runs every node of
     a graph, so generators sharing one graph would all run at every step): ``model.onnx`` in its
     folder unless ``out`` says otherwise, then ``model.step2.onnx``.. beside it for per-iteration
-    generators.  Each is stamped with what it was made from; then :mod:`stgan_cli.onnx_engine` runs
+    generators.  Each is stamped with what it was made from; then :mod:`stgan_cli.model.onnx_engine` runs
     the whole loop (every generator, with and without the model's trust region) and is checked
     against PyTorch's.  A failed check keeps none of the files."""
     import onnx

@@ -1,11 +1,11 @@
 """The generators without PyTorch: a model folder's ``model.onnx`` run by onnxruntime.
 
-``model.onnx`` holds one update of the warp (:class:`stgan_cli.export.Step`): given the background,
+``model.onnx`` holds one update of the warp (:class:`stgan_cli.model.export.Step`): given the background,
 the foreground canvas and the current parameters ``p``, what the generator asks for.  A model with
 one generator per iteration has one graph per generator (``model.step2.onnx``, .. beside it).  The
-loop of :func:`stgan_cli.nets.iterate` runs here in numpy, with the same trust region between
+loop of :func:`stgan_cli.model.nets.iterate` runs here in numpy, with the same trust region between
 updates (:mod:`stgan_cli.core.trust_region` is numpy for both engines), so a composite made this way puts
-the object where PyTorch puts it, within :data:`stgan_cli.export.TOLERANCE_PX` of the model frame.
+the object where PyTorch puts it, within :data:`stgan_cli.model.export.TOLERANCE_PX` of the model frame.
 
 The graph is stamped with the SHA-256 of the ``model.safetensors`` it was exported from, and with the
 architecture, warp count and frame size; one that does not match its folder is refused (retrained
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StganError
+from ..errors import StganError
 
 ENGINE_FILE = "model.onnx"
 ENGINES = ("auto", "torch", "onnx")
@@ -116,7 +116,7 @@ class OnnxEngine:
         (B, 4, H, W), float32 in [0, 1], from ``p0`` (B, 8; zeros), with the trust region ``limits``
         (:class:`~stgan_cli.core.trust_region.Limits`) or none.  ``detail``: the two again at the
         model's detail resolution (``model.detail``; needed then)."""
-        from .core.trust_region import region
+        from ..core.trust_region import region
 
         bg = np.ascontiguousarray(bg, np.float32)
         fg = np.ascontiguousarray(fg, np.float32)
@@ -142,7 +142,7 @@ class OnnxEngine:
 
 
 class TorchEngine:
-    """The PyTorch model (:attr:`stgan_cli.modelstore.LoadedModel.net`)."""
+    """The PyTorch model (:attr:`stgan_cli.model.modelstore.LoadedModel.net`)."""
 
     name = "torch"
 
@@ -154,7 +154,7 @@ class TorchEngine:
                 p0: np.ndarray | None = None, detail=None) -> Run:
         import torch
 
-        from .core.trust_region import region
+        from ..core.trust_region import region
 
         limit = region(limits, self.model.config.image_size)
         start = None if p0 is None else torch.from_numpy(np.asarray(p0, np.float32)).to(self.device)
@@ -177,7 +177,7 @@ def choose(model, engine: str, device: str) -> tuple[str, str | None]:
     import importlib.util
 
     if engine not in ENGINES:
-        from .errors import UsageError
+        from ..errors import UsageError
 
         raise UsageError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
     if engine == "torch":

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from stgan_cli import modelstore
+from stgan_cli.model import modelstore
 from stgan_cli.errors import StganError
 
 from conftest import random_model
@@ -84,7 +84,7 @@ def test_default_iterations_is_honoured_by_composite_eval_and_export(tmp_path):
     from typer.testing import CliRunner
 
     from conftest import cutout_rgba, random_model, scene, write_rgb, write_rgba
-    from stgan_cli import export
+    from stgan_cli.model import export
     from stgan_cli.cli import app
 
     model = random_model(tmp_path / "m", warps=3)

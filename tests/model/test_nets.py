@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from stgan_cli.archs import paper
-from stgan_cli import nets
+from stgan_cli.model import nets
 
 
 @pytest.mark.parametrize("size,score", [((120, 160), (4, 5)), ((144, 144), (5, 5)), ((64, 80), (2, 3))])

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from . import archs
-from .core import geometry
-from .archs.paper import SameConv
+from .. import archs
+from ..core import geometry
+from ..archs.paper import SameConv
 
 DISC_WIDTHS = (32, 64, 128, 256, 512)
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import StganError, suggest
+from ..errors import StganError, suggest
 
 DEFAULT_MODEL = "indoor"
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.yaml", "model.safetensors", "README.md"
@@ -43,7 +43,7 @@ def models_dir() -> Path:
     env = os.environ.get("STGAN_MODELS_DIR")
     if env:
         return Path(env)
-    from .files.bundled import models_dir as shipped
+    from ..files.bundled import models_dir as shipped
 
     return shipped()
 
@@ -182,7 +182,7 @@ class LoadedModel:
 
     def trust_limits(self):
         """The model's trust region (:class:`~stgan_cli.core.trust_region.Limits`)."""
-        from .core import trust_region
+        from ..core import trust_region
 
         trained = (self.config.provenance or {}).get("perturbation") or {}
         perturbation = (float(trained.get("homography", 0.1)), float(trained.get("translation", 0.1)))
@@ -211,7 +211,7 @@ def resolve(ref: str | None, offline: bool = False) -> Path:
             return _check_folder(hub.download(hub_ref, HUB_FILES, offline), hub_ref)
         if not folder.is_dir():
             hint = "train one with `stgan train`, or pass --model FOLDER"
-            from .files.bundled import in_checkout
+            from ..files.bundled import in_checkout
 
             if not in_checkout() and not os.environ.get("STGAN_MODELS_DIR"):
                 hint = (f"a wheel carries only the default model, {DEFAULT_MODEL} (with its placement critic and "
@@ -244,11 +244,11 @@ def _check_folder(path: Path, ref: str) -> Path:
 
 
 def read_config(folder: Path) -> ModelConfig:
-    from .files.yamlio import read_yaml
+    from ..files.yamlio import read_yaml
 
     cfg_path = folder / CONFIG_FILE
     data = read_yaml(cfg_path) or {}
-    from .model import critic_run, harmonizer_run
+    from . import critic_run, harmonizer_run
 
     kind = data.get("kind") if isinstance(data, dict) else None
     if kind == critic_run.KIND:
@@ -261,7 +261,8 @@ def read_config(folder: Path) -> ModelConfig:
 
 
 def build(config: ModelConfig):
-    from . import archs, nets
+    from .. import archs
+    from . import nets
 
     if config.detail and not archs.reads_detail(config.arch):
         raise StganError(f"{config.name}: detail {config.detail} needs an architecture with a window "
@@ -349,7 +350,7 @@ def save(net, config: ModelConfig, folder: Path, card: str) -> Path:
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    from .files import atomic
+    from ..files import atomic
 
     folder = Path(folder)
     try:
