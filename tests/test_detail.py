@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from stgan_cli.composite import compositing
 from stgan_cli.model import export, modelstore, onnx_engine
 from stgan_cli.core import geometry
+from stgan_cli.files import imageio
 from stgan_cli.archs.refiner import detail_window, window
 from stgan_cli.cli import app
 
@@ -114,7 +115,7 @@ def test_both_engines_and_eval_read_the_photo_at_the_detail_resolution(tmp_path)
     with pytest.raises(Exception, match="reads its window at 4x"):
         onnx_engine.open_engine(model, "onnx").predict(bg_t.numpy(), fg_t.numpy(), 1, None, p0.numpy())
     low_bg, low_fg = compositing.lowres_inputs(cv2.imread(str(bg))[..., ::-1].copy(),
-                                               compositing.make_cutout(__import__("stgan_cli").imageio.read_image(fg)),
+                                               compositing.make_cutout(imageio.read_image(fg)),
                                                np.eye(3), (480, 640))
     assert low_bg.shape == (480, 640, 3) and low_fg.shape == (480, 640, 4)
 
