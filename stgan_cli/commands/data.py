@@ -119,18 +119,26 @@ def from_photos(
     else:
         found = instance_lists.from_instances_csv(instances, images)
     wanted = _start_dataset(found, existing, categories)
+    _build(found, out, "cutting out", lambda on_photo: photos.build(
+        found, out, fill=fill, dilate=dilate, min_area=min_area, max_area=max_area, categories=wanted,
+        train_fraction=split, seed=seed, workers=workers, on_photo=on_photo))
+
+
+def _build(found: list, out: Path, label: str, build) -> None:
+    """Run ``build(on_photo)`` over the photos of ``found`` with a progress bar, and report the splits
+    and what was skipped."""
+    from ..errors import StganError
+
     t0 = time.perf_counter()
     n_photos = len({i.image for i in found})
     try:
-        with progress_bar("cutting out") as progress:
+        with progress_bar(label) as progress:
             task = progress.add_task("photos", total=n_photos)
-            summary = photos.build(found, out, fill=fill, dilate=dilate, min_area=min_area, max_area=max_area,
-                                   categories=wanted, train_fraction=split, seed=seed, workers=workers,
-                                   on_photo=lambda job: progress.advance(task))
+            summary = build(lambda _: progress.advance(task))
     except OSError as exc:
         raise StganError(f"{out}: cannot write the dataset ({exc.strerror or exc})") from None
     skipped = ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()) or "none"
-    log(f"{summary['instances']} instances in {n_photos} photos -> {summary['pairs']['train']} train / "
+    log(f"{len(found)} instances in {n_photos} photos -> {summary['pairs']['train']} train / "
         f"{summary['pairs']['test']} test pairs ({summary['photos_per_split']['train']} / "
         f"{summary['photos_per_split']['test']} photos) in {time.perf_counter() - t0:.0f} s; skipped: {skipped}")
     for why, example in summary["skipped_examples"].items():
@@ -186,22 +194,9 @@ def harmonize(
     found = (instance_lists.from_segmented_tree(instances) if instances.is_dir()
              else instance_lists.from_instances_csv(instances, images))
     wanted = _start_dataset(found, existing, categories)
-    t0 = time.perf_counter()
-    n_photos = len({i.image for i in found})
-    try:
-        with progress_bar("recolouring") as progress:
-            task = progress.add_task("photos", total=n_photos)
-            summary = pairs.build(found, out, min_area=min_area, max_area=max_area, categories=wanted,
-                                  train_fraction=split, seed=seed, workers=workers,
-                                  on_photo=lambda _: progress.advance(task))
-    except OSError as exc:
-        raise StganError(f"{out}: cannot write the dataset ({exc.strerror or exc})") from None
-    skipped = ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()) or "none"
-    log(f"{len(found)} instances in {n_photos} photos -> {summary['pairs']['train']} train / "
-        f"{summary['pairs']['test']} test pairs ({summary['photos_per_split']['train']} / "
-        f"{summary['photos_per_split']['test']} photos) in {time.perf_counter() - t0:.0f} s; skipped: {skipped}")
-    if not sys.stdout.isatty():
-        print(out)
+    _build(found, out, "recolouring", lambda on_photo: pairs.build(
+        found, out, min_area=min_area, max_area=max_area, categories=wanted, train_fraction=split, seed=seed,
+        workers=workers, on_photo=on_photo))
 
 
 @app.command("samples")

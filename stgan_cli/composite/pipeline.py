@@ -138,6 +138,7 @@ class Compositor:
         self._cutout_lock = threading.Lock()
         self._critic_state: tuple | None = None  # (critic or None, why none)
         self.harmonizer = None  # opened by ready() with --harmonize
+        self._harmonizer_note: str | None = None  # why it runs on PyTorch; said once, with the first item
 
     def ready(self, count: int = 1) -> None:
         """Open the engine and the trust region, for a run of ``count`` items."""
@@ -164,8 +165,7 @@ class Compositor:
         if self.opt.harmonize and self.harmonizer is None:
             from . import harmonize
 
-            self.harmonizer, note = harmonize.open_harmonizer(self.opt.harmonizer, self.opt.engine)
-            self.engine_note = self.engine_note or note
+            self.harmonizer, self._harmonizer_note = harmonize.open_harmonizer(self.opt.harmonizer, self.opt.engine)
         if self.on_ready:
             self.on_ready()
             self.on_ready = None
@@ -206,6 +206,11 @@ class Compositor:
             with self._cutout_lock:  # said once per run, not per photo
                 said, self._critic_state = self._critic_state[1], (None, "")
             notes.append(said)
+        if self._harmonizer_note:
+            with self._cutout_lock:  # said once per run, not per photo
+                said, self._harmonizer_note = self._harmonizer_note, None
+            if said:
+                notes.append(said)
         if not self.face_mode and critic is not None:
             from . import auto
             from ..core.boxes import to_pixels

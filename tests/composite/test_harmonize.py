@@ -133,6 +133,7 @@ def test_composite_harmonize_recolours_the_object_only(tmp_path):
     assert run("composite", *args, "--out", tmp_path / "plain.png").exit_code == 0
     same = run("composite", *args, "--out", tmp_path / "same.png", "--harmonizer", harmonizer_folder(tmp_path / "id"))
     assert same.exit_code == 0, same.stderr
+    assert same.stderr.count("harmonizer: PyTorch engine") == 1  # no graph in that folder: said once
     plain, ident = (cv2.imread(str(tmp_path / n)).astype(int) for n in ("plain.png", "same.png"))
     assert np.abs(plain - ident).max() <= 1  # the identity transform: rounding at most
     r = run("composite", *args, "--out", tmp_path / "h.png", "--harmonizer", harmonizer_folder(tmp_path / "b", brighter(), onnx=True),
