@@ -206,11 +206,6 @@ class Compositor:
             with self._cutout_lock:  # said once per run, not per photo
                 said, self._critic_state = self._critic_state[1], (None, "")
             notes.append(said)
-        if self._harmonizer_note:
-            with self._cutout_lock:  # said once per run, not per photo
-                said, self._harmonizer_note = self._harmonizer_note, None
-            if said:
-                notes.append(said)
         if not self.face_mode and critic is not None:
             from . import auto
             from ..core.boxes import to_pixels
@@ -330,8 +325,13 @@ class Compositor:
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
         chosen = None if prep.search is None else prep.search.summary(prep.bg.size, 1 + len(prep.alternatives))
+        notes = prep.notes
+        if self._harmonizer_note:  # after ready(), unlike prepare(): said once per run, with the first result
+            with self._cutout_lock:
+                said, self._harmonizer_note = self._harmonizer_note, None
+            notes = notes + [said] if said else notes
         return Result(item, "ok", homography=homs[0][-1].tolist(), timings=timings, clamped=prep.clamped,
-                      notes=prep.notes, placement=chosen, harmonize=harmonized)
+                      notes=notes, placement=chosen, harmonize=harmonized)
 
     def _composite(self, prep: Prepared, finals: list[np.ndarray]):
         """(image, mask, what --harmonize did or None) of the objects at ``finals``."""
