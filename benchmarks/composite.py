@@ -95,7 +95,7 @@ def arch_figures(tmp: Path, runs: int, warps: int = 3) -> None:
     and its ratio to the paper's generators measured in the same run."""
     import torch
 
-    from stgan_cli import archs
+    from stgan_cli.model import archs
 
     fg, bg = make_inputs(tmp, (1080, 1920))
     opts = Options(box=(1920 * 0.3, 1080 * 0.4, 1920 * 0.6, 1080 * 0.95))

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from stgan_cli import archs  # noqa: E402
-from stgan_cli.archs import paper  # noqa: E402
+from stgan_cli.model import archs  # noqa: E402
+from stgan_cli.model.archs import paper  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
 from stgan_cli.training import config as C, losses  # noqa: E402
 from stgan_cli.training.trainer import Trainer  # noqa: E402

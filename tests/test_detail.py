@@ -15,7 +15,7 @@ from stgan_cli.composite import compositing
 from stgan_cli.model import export, modelstore, onnx_engine
 from stgan_cli.core import geometry
 from stgan_cli.files import imageio
-from stgan_cli.archs.refiner import detail_window, window
+from stgan_cli.model.archs.refiner import detail_window, window
 from stgan_cli.cli import app
 
 from conftest import cutout_rgba, random_model, scene, write_rgb, write_rgba

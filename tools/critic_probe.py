@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from stgan_cli.evaluation import synthetic
-from stgan_cli.data import perturb
+from stgan_cli.core import perturb
 from stgan_cli.training import config as config_mod
 from stgan_cli.training.trainer import Trainer
 

@@ -69,7 +69,7 @@ def evaluate(
 
     from ..model import modelstore
     from ..data.datasets import open_eval_set
-    from ..data.perturb import warp_noise
+    from ..core.perturb import warp_noise
     from ..evaluation.synthetic import evaluate_batches
 
     from ..evaluation.photos import PROTOCOLS, is_photo_dataset

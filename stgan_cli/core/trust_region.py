@@ -132,7 +132,7 @@ class TrustRegion:
 
     def resolve(self, boxes) -> dict[str, np.ndarray]:
         """Per object, the limits: given ones as they are, the others from the training perturbation."""
-        from ..data.perturb import warp_noise
+        from .perturb import warp_noise
 
         boxes = _numpy(boxes)
         b = boxes.shape[0]

@@ -119,7 +119,7 @@ def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generato
     if protocol == "truth":
         return [np.eye(3) for _ in cases]
     if protocol == "sl3":
-        from ..data.perturb import warp_noise
+        from ..core.perturb import warp_noise
         p0 = warp_noise(len(cases), *sl3_std, rng=rng)
         return [frames.bg_from_fg_pixels(p, c.size, np.eye(3)) for p, c in zip(p0, cases)]
     if protocol != "box":

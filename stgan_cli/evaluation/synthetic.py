@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..core import geometry
-from .metrics import iteration_metrics
+from ..core.metrics import iteration_metrics
 
 
 def evaluate_batches(net, dataset, indices, p0: torch.Tensor, size, device: str = "cpu", batch: int = 50,

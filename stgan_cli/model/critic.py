@@ -25,8 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..archs.efficientnet_lite import CHANNELS, STRIDE_ENDS, EfficientNetLite0, load_imagenet
-from .critic_run import DIGEST_KEY, FRAME, KIND, OBJECT, ONNX_FILE, OnnxCritic, object_crop, read_config  # noqa: F401
+from .archs.efficientnet_lite import CHANNELS, STRIDE_ENDS, EfficientNetLite0, load_imagenet
+from .critic_run import FRAME, KIND, OBJECT, ONNX_FILE, OnnxCritic, object_crop, read_config  # noqa: F401
 
 # Where the photo is read about a box, in the box's own units (0..1 across, 0..1 down): the support
 # below it, above it, its sides, the wider context, and the middle of its bottom edge.
@@ -168,12 +168,10 @@ class Scorer(nn.Module):
 def export_onnx(folder: Path) -> Path:
     """Write ``folder``'s ``model.onnx``: the critic of its safetensors as one graph, stamped with
     their SHA-256 and checked against PyTorch on random inputs."""
-    import onnx
     import onnxruntime as ort
 
     from ..files import atomic
-    from .export import _onnx_export
-    from .onnx_engine import weights_digest
+    from . import onnx_graph
 
     folder = Path(folder)
     critic = load(folder)
@@ -183,11 +181,9 @@ def export_onnx(folder: Path) -> Path:
     boxes = np.sort(rng.random((7, 4)), 0).astype(np.float32)[:, [0, 1, 2, 3]]
     inputs = (torch.from_numpy(photo), torch.from_numpy(crop), torch.from_numpy(boxes))
     with atomic.replacing(folder / ONNX_FILE) as tmp:
-        _onnx_export(Scorer(critic).eval(), inputs, Path(tmp), ("photo", "object", "boxes"), ("scores",), 18,
+        onnx_graph.trace(Scorer(critic).eval(), inputs, Path(tmp), ("photo", "object", "boxes"), ("scores",), 18,
                      dynamic={"photo": None, "crop": None, "boxes": {0: "boxes"}})
-        graph = onnx.load(str(tmp))
-        graph.metadata_props.add(key=DIGEST_KEY, value=weights_digest(folder))
-        onnx.save(graph, str(tmp))
+        onnx_graph.stamp_digest(Path(tmp), folder)
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         for n in (7, 300):
             b = np.clip(np.sort(rng.random((n, 2, 2)), 1).reshape(n, 4)[:, [0, 2, 1, 3]], 0, 1).astype(np.float32)

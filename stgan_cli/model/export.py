@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from ..files import atomic
 from ..core import geometry
-from . import modelstore
+from . import modelstore, onnx_graph
 from ..core.geometry import expm_series
 from ..errors import StganError
 
@@ -267,36 +267,6 @@ def export_package(folder: Path, out: Path) -> dict:
     return {"format": "package", "path": str(out), "max_corner_px": diff}
 
 
-def _onnx_export(module: nn.Module, inputs, path: Path, input_names, output_names, opset: int,
-                 dynamic: dict | None = None) -> None:
-    """``torch.onnx.export`` (dynamo, dynamic batch unless ``dynamic`` says which axes of which
-    inputs vary, weights inside the file), quietly."""
-    import logging
-    import warnings
-
-    if dynamic is None:
-        batch = torch.export.Dim("batch", min=1, max=1024)
-        dynamic = {name: {0: batch} for name in input_names}
-    else:
-        dims = {}
-        dynamic = {k: None if v is None else {axis: dims.setdefault(name, torch.export.Dim(name, min=1, max=100000))
-                                              for axis, name in v.items()} for k, v in dynamic.items()}
-    quiet = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "onnxscript")]
-    levels = [q.level for q in quiet]
-    for q in quiet:  # the exporter reports, among others, that torchvision is not installed
-        q.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # weights inside the file: an external .data file would be named after the temporary file
-            torch.onnx.export(module, inputs, str(path), input_names=list(input_names),
-                              output_names=list(output_names), opset_version=opset, dynamo=True,
-                              dynamic_shapes=dynamic, external_data=False, verbose=False)
-    finally:
-        for q, level in zip(quiet, levels):
-            q.setLevel(level)
-
-
 def export_onnx(model, out: Path, opset: int = 18) -> dict:
     import onnxruntime as ort
 
@@ -307,7 +277,7 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
     names = input_names(model.config)
 
     def write(path: Path):
-        _onnx_export(pred, inputs, path, names, ("params", "warp"), opset)
+        onnx_graph.trace(pred, inputs, path, names, ("params", "warp"), opset)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         other = example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)  # another batch size too
         for sample in (inputs, other):
@@ -345,7 +315,7 @@ def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> 
             say(f"graph {i + 1} of {count}: tracing generator {i + 1} into {path.name}")
 
             def write(tmp: Path, i=i):
-                _onnx_export(Step(net, i).eval(), inputs, tmp, input_names(model.config, ("bg", "fg", "p")), ("dp",), opset)
+                onnx_graph.trace(Step(net, i).eval(), inputs, tmp, input_names(model.config, ("bg", "fg", "p")), ("dp",), opset)
                 graph = onnx.load(str(tmp))
                 for key, value in {**marks, "stgan.step": str(i + 1), "stgan.steps": str(count)}.items():
                     graph.metadata_props.add(key=key, value=value)

@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.colour_map import KNOTS, N_PARAMS
-from .harmonizer_run import FRAME, KIND, ONNX_FILE, DIGEST_KEY, read_config
+from . import kinds
+from .kinds import FRAME, HARMONIZER as KIND, ONNX_FILE
 
 BINS = 8
 
@@ -60,7 +61,7 @@ class Harmonizer(nn.Module):
         extra = 0
         if backbone == "lite0":
             from .critic import frozen_backbone
-            from ..archs.efficientnet_lite import CHANNELS
+            from .archs.efficientnet_lite import CHANNELS
 
             self.backbone = frozen_backbone(pretrained)
             extra = 2 * (CHANNELS[8] + CHANNELS[16])
@@ -163,7 +164,7 @@ def load(folder: Path) -> Harmonizer:
 
     from ..errors import StganError
 
-    cfg = read_config(folder)
+    cfg = kinds.read_config(folder, KIND, "a harmonizer")
     net = Harmonizer(width=int(cfg.get("width", 24)), hidden=int(cfg.get("hidden", 256)),
                      backbone=str(cfg.get("backbone", "none")), dropout=float(cfg.get("dropout", 0.0)))
     path = Path(folder) / "model.safetensors"
@@ -181,13 +182,11 @@ def load(folder: Path) -> Harmonizer:
 def export_onnx(folder: Path) -> Path:
     """Write ``folder``'s ``model.onnx`` (composite and mask -> theta), stamped with the weights'
     SHA-256 and checked against PyTorch on random inputs."""
-    import onnx
     import onnxruntime as ort
 
     from ..files import atomic
     from ..errors import StganError
-    from .export import _onnx_export
-    from .onnx_engine import weights_digest
+    from . import onnx_graph
 
     folder = Path(folder)
     net = load(folder)
@@ -196,11 +195,9 @@ def export_onnx(folder: Path) -> Path:
     mask = np.zeros((2, 1, *FRAME), np.float32)
     mask[:, :, 30:90, 40:110] = 1
     with atomic.replacing(folder / ONNX_FILE) as tmp:
-        _onnx_export(net, (torch.from_numpy(rgb), torch.from_numpy(mask)), Path(tmp), ("rgb", "mask"), ("theta",), 18,
+        onnx_graph.trace(net, (torch.from_numpy(rgb), torch.from_numpy(mask)), Path(tmp), ("rgb", "mask"), ("theta",), 18,
                      dynamic={"rgb": {0: "batch"}, "mask": {0: "batch"}})
-        graph = onnx.load(str(tmp))
-        graph.metadata_props.add(key=DIGEST_KEY, value=weights_digest(folder))
-        onnx.save(graph, str(tmp))
+        onnx_graph.stamp_digest(Path(tmp), folder)
         got = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"]).run(None, {"rgb": rgb, "mask": mask})[0]
         want = net.predict(rgb, mask)
         if not np.allclose(got, want, atol=1e-4):

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StganError, suggest
+from . import kinds
+from .kinds import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
 DEFAULT_MODEL = "indoor"
-CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.yaml", "model.safetensors", "README.md"
 HUB_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)  # what a download from the Hub fetches
 # The Hub reads a model card's metadata from this header.
 CARD_HEADER = "---\nlibrary_name: stgan\ntags: [image-compositing, st-gan, spatial-transformer]\nlicense: mit\n---\n"
@@ -60,7 +61,7 @@ class Placement:
 @dataclass
 class ModelConfig:
     name: str = "unnamed"
-    arch: str = "paper"  # the warp predictor (stgan_cli.archs)
+    arch: str = "paper"  # the warp predictor (stgan_cli.model.archs)
     image_size: tuple[int, int] = (120, 160)  # (height, width) the generators run at
     warps: int = 5
     # How many generators composite, eval and export run unless told otherwise (None: all of them);
@@ -248,20 +249,18 @@ def read_config(folder: Path) -> ModelConfig:
 
     cfg_path = folder / CONFIG_FILE
     data = read_yaml(cfg_path) or {}
-    from . import critic_run, harmonizer_run
-
     kind = data.get("kind") if isinstance(data, dict) else None
-    if kind == critic_run.KIND:
+    if kind == kinds.CRITIC:
         raise StganError(f"{folder}: is the placement critic, not a generator model (composite --place auto "
                          "uses it; --critic names another)")
-    if kind == harmonizer_run.KIND:
+    if kind == kinds.HARMONIZER:
         raise StganError(f"{folder}: is a harmonizer, not a generator model (composite --harmonize uses it; "
                          "--harmonizer names another)")
     return ModelConfig.from_dict(data, str(cfg_path))
 
 
 def build(config: ModelConfig):
-    from .. import archs
+    from . import archs
     from . import nets
 
     if config.detail and not archs.reads_detail(config.arch):

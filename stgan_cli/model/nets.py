@@ -1,5 +1,5 @@
 """The networks of ST-GAN: the iterative predictor every architecture shares, and the PatchGAN
-discriminator.  The warp predictors themselves are in :mod:`stgan_cli.archs`.
+discriminator.  The warp predictors themselves are in :mod:`stgan_cli.model.archs`.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .. import archs
+from . import archs
 from ..core import geometry
-from ..archs.paper import SameConv
+from .archs.paper import SameConv
 
 DISC_WIDTHS = (32, 64, 128, 256, 512)
 

@@ -16,17 +16,15 @@ Importing this module imports neither torch nor onnxruntime: they load when an e
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import StganError
-
-ENGINE_FILE = "model.onnx"
+from .kinds import DIGEST_KEY, ONNX_FILE as ENGINE_FILE, WEIGHTS_FILE, weights_digest
 ENGINES = ("auto", "torch", "onnx")
-_STAMP_KEYS = ("stgan.weights_sha256", "stgan.arch", "stgan.warps", "stgan.image_size")
+_STAMP_KEYS = (DIGEST_KEY, "stgan.arch", "stgan.warps", "stgan.image_size")
 
 
 def step_path(first: Path, index: int) -> Path:
@@ -35,19 +33,9 @@ def step_path(first: Path, index: int) -> Path:
     return first if index == 0 else first.with_name(f"{first.stem}.step{index + 1}{first.suffix}")
 
 
-def weights_digest(folder: Path) -> str:
-    from .modelstore import WEIGHTS_FILE
-
-    h = hashlib.sha256()
-    with open(Path(folder) / WEIGHTS_FILE, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def stamp(folder: Path, config) -> dict[str, str]:
     """What a graph exported from the model in ``folder`` is stamped with."""
-    return {"stgan.weights_sha256": weights_digest(folder), "stgan.arch": config.arch,
+    return {DIGEST_KEY: weights_digest(folder), "stgan.arch": config.arch,
             "stgan.warps": str(config.warps), "stgan.image_size": "x".join(str(v) for v in config.image_size)}
 
 
@@ -101,8 +89,8 @@ class OnnxEngine:
         meta = session.get_modelmeta().custom_metadata_map
         for key in _STAMP_KEYS:
             if meta.get(key) != self.expected[key]:
-                what = "weights" if key == "stgan.weights_sha256" else key.split(".", 1)[1].replace("_", " ")
-                raise StganError(f"{path}: was exported from other {what} than {folder / 'model.safetensors'}; "
+                what = "weights" if key == DIGEST_KEY else key.split(".", 1)[1].replace("_", " ")
+                raise StganError(f"{path}: was exported from other {what} than {folder / WEIGHTS_FILE}; "
                                  f"remake it with `stgan export {folder} --format engine`")
         if meta.get("stgan.step") != str(index + 1) or not meta.get("stgan.steps", "").isdigit():
             raise StganError(f"{path}: not the graph of generator {index + 1}; remake the graphs "

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ..core import geometry
 from ..files import imageio
-from ..data import perturb
+from ..core import perturb
 from ..data.datasets import PairedDataset, UnpairedDataset, has_filled_holes, open_eval_set
 from ..errors import StganError
 from . import decoys

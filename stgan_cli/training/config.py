@@ -253,7 +253,7 @@ def _check(cfg: TrainConfig) -> None:
 
     _check_signs(cfg)
 
-    from .. import archs
+    from ..model import archs
 
     need(cfg.model.arch in archs.names(), f"model.arch is one of {', '.join(archs.names())}, not '{cfg.model.arch}'"
          f"{suggest(cfg.model.arch, archs.names())}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .. import archs
+from ..model import archs
 
 
 @dataclass

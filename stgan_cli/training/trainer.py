@@ -23,7 +23,7 @@ import torch
 from ..files import atomic
 from ..core import geometry
 from ..model import modelstore, nets
-from ..evaluation import metrics as evaluation_metrics
+from ..core import metrics as evaluation_metrics
 from ..errors import StganError
 from . import checkpoint, config as config_mod, report, stages, steps
 from .batches import Batches

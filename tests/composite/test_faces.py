@@ -211,7 +211,7 @@ def test_data_glasses_on_real_faces_aligns_the_eyes(tmp_path):
 
 
 def test_lens_error_is_normalised_by_the_eye_distance():
-    from stgan_cli.evaluation import metrics
+    from stgan_cli.core import metrics
 
     eyes = torch.from_numpy(faces.canonical_eyes((144, 144))).float()
     p = torch.zeros(2, 8)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli.archs import paper
+from stgan_cli.model.archs import paper
 from stgan_cli.core import geometry, trust_region as T
 from stgan_cli.model import nets
 from stgan_cli.cli import app

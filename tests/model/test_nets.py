@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from stgan_cli.archs import paper
+from stgan_cli.model.archs import paper
 from stgan_cli.model import nets
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli import archs
+from stgan_cli.model import archs
 from stgan_cli.model import export, modelstore, onnx_engine
 from stgan_cli.cli import app
 from stgan_cli.core.trust_region import Limits

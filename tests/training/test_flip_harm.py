@@ -129,7 +129,7 @@ def test_a_refiner_run_with_flips_and_the_hinge_trains(rooms, tmp_path):
 def test_a_pretrained_backbone_gets_its_own_share_of_the_rate():
     from types import SimpleNamespace
 
-    from stgan_cli import archs
+    from stgan_cli.model import archs
     from stgan_cli.training.trainer import Trainer
 
     cfg = C.load(SMOKE, ["optim.optimizer=adamw", "optim.backbone_lr_scale=0.25"])

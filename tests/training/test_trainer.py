@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from stgan_cli.core import geometry
 from stgan_cli.model import modelstore
-from stgan_cli.evaluation import metrics
+from stgan_cli.core import metrics
 from stgan_cli.cli import app
-from stgan_cli.data import perturb
+from stgan_cli.core import perturb
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
 from stgan_cli.training import checkpoint, config as C, losses

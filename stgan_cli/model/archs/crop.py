@@ -18,7 +18,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register
 from .refiner import IN_CHANNELS, KEYPOINTS, Refiner, _box, _ConvGN, _soft_argmax, detail_window
 
 CROP, CONTEXT = 64, 1.75  # window: pixels a side, and the box grown this much about its centre
@@ -64,9 +63,10 @@ class CropBlock(nn.Module):
         return move * half[:, None]
 
 
-@register("refiner-crop")
 class CropRefiner(Refiner):
     """One :class:`CropBlock` applied ``warps`` times (the refiner's loop and corner update)."""
+
+    arch_name = "refiner-crop"
 
     reads_detail = True  # its window may come from the photo at model.detail times the frame
 

@@ -7,7 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from stgan_cli.core import geometry
-from stgan_cli.evaluation import metrics, synthetic
+from stgan_cli.core import metrics
+from stgan_cli.evaluation import synthetic
 from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core import frames
+from . import frames
 
 TRANSLATION = (0, 4)  # indices of p1 (x) and p5 (y)
 
@@ -28,7 +28,7 @@ def box_noise(boxes: np.ndarray, std: float, rng: np.random.Generator) -> np.nda
     box ``(n, 4)`` (canonical ``x1, y1, x2, y2``) shifted by ``N(0, std)`` of its width and height
     and scaled by ``exp(N(0, std))`` about its centre (the evaluation's ``box`` protocol).
 
-    The canvas is shown moved by ``expm(-A(p))`` (:mod:`stgan_cli.evaluation.metrics`), so ``p`` is minus the
+    The canvas is shown moved by ``expm(-A(p))`` (:mod:`stgan_cli.core.metrics`), so ``p`` is minus the
     logarithm of that similarity, normalised to determinant 1; its logarithm is closed-form because
     the matrix is upper triangular."""
     boxes = np.asarray(boxes, np.float64)

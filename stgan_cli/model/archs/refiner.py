@@ -22,8 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core import geometry
-from . import register
+from ...core import geometry
 
 IN_CHANNELS = 7  # background RGB + warped foreground RGBA
 KEYPOINTS = 16  # per scale
@@ -173,9 +172,10 @@ class UpdateBlock(nn.Module):
         return MAX_MOVE * torch.tanh(0.1 * self.out(self.mlp(feats)) / MAX_MOVE).reshape(-1, 4, 2)
 
 
-@register("refiner")
 class Refiner(nn.Module):
     """One :class:`UpdateBlock` applied ``warps`` times."""
+
+    arch_name = "refiner"
 
     sequential_stages = False  # one block: no per-generator stages
     roi = True
@@ -223,9 +223,10 @@ class Refiner(nn.Module):
         return [self.block]
 
 
-@register("refiner-global")
 class GlobalRefiner(Refiner):
     """The refiner without features in the object's frame (keypoints and pooled features only): the
     ablation's row that shows what that frame is worth."""
+
+    arch_name = "refiner-global"
 
     roi = False

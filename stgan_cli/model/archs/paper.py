@@ -10,7 +10,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import register
 
 GEN_WIDTHS = (32, 64, 128, 256, 512)
 IN_CHANNELS = 7  # background RGB + warped foreground RGBA
@@ -78,10 +77,11 @@ class Generator(nn.Module):
         return self.out(F.relu(self.fc(feat.flatten(1))))
 
 
-@register("paper")
 class PaperGenerators(nn.ModuleList):
     """ST-GAN as published: one :class:`Generator` per iteration, each trained in its own stage
     (``warp1..warpN``) starting as a copy of the one before."""
+
+    arch_name = "paper"
 
     sequential_stages = True  # the trainer's warpK stages train generator K alone
 

@@ -1,6 +1,6 @@
 """Warp predictors, by name: ``model.arch`` in a config picks one (``paper`` unless told otherwise).
 
-An architecture is a module that registers itself here with :func:`register`.  It is the whole
+An architecture is a class with an ``arch_name`` in one of this package's modules.  It is the whole
 "generator" part of an ST-GAN model (``STGAN.generators``) and answers one question,
 ``update(i, bg, fg, warped, p) -> dp``: the i-th correction of the warp parameters ``p``, in the
 paper's sl(3) order, given the background, the foreground canvas at its starting pose and the
@@ -10,30 +10,29 @@ the full-resolution transfer are shared by every architecture (:mod:`stgan_cli.m
 
 from __future__ import annotations
 
-from ..errors import StganError, suggest
+from ...errors import StganError, suggest
 
-_REGISTRY: dict[str, type] = {}
 DEFAULT = "paper"
 
 
-def register(name: str):
-    def add(cls):
-        cls.arch_name = name
-        _REGISTRY[name] = cls
-        return cls
-    return add
+def _registry() -> dict[str, type]:
+    """Every architecture by name.  The modules are read on first use (they import torch), and
+    they import nothing of this one, so the package has no import circle."""
+    from . import crop, lite, paper, refiner
+
+    return {cls.arch_name: cls for module in (crop, lite, paper, refiner) for cls in vars(module).values()
+            if isinstance(cls, type) and "arch_name" in vars(cls)}
 
 
 def names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(_registry())
 
 
 def get(name: str) -> type:
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise StganError(f"unknown architecture '{name}' (known: {', '.join(names())}){suggest(name, _REGISTRY)}")
-    return _REGISTRY[name]
+    known = _registry()
+    if name not in known:
+        raise StganError(f"unknown architecture '{name}' (known: {', '.join(sorted(known))}){suggest(name, known)}")
+    return known[name]
 
 
 def reads_detail(name: str) -> bool:
@@ -43,7 +42,3 @@ def reads_detail(name: str) -> bool:
 
 def build(name: str, warps: int, image_size):
     return get(name)(warps, tuple(image_size))
-
-
-def _load_builtin() -> None:
-    from . import crop, lite, paper, refiner  # noqa: F401  (registration is their import's side effect)
