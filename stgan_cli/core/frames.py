@@ -45,6 +45,31 @@ def box_corners(size: Size) -> np.ndarray:
     return np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
 
 
+def object_boxes(alpha, threshold: float = 0.5):
+    """Canonical ``x1, y1, x2, y2`` (outer pixel edges) of each mask in ``alpha`` (B, H, W), where it is
+    over ``threshold``: the project's one box of an object.  A numpy array gives float64; a torch
+    tensor gives its own dtype and device, in torch operations (the generators trace it into their
+    ONNX graphs).  An empty mask gives an inverted box."""
+    b, h, w = alpha.shape
+    on = alpha > threshold
+    cols, rows = on.any(1), on.any(2)
+    if hasattr(alpha, "detach"):  # torch, imported only by its callers
+        import torch
+
+        xs, ys = torch.arange(w, device=alpha.device), torch.arange(h, device=alpha.device)
+        big = torch.tensor(10 ** 6, device=alpha.device)
+        lo, hi = (lambda t: t.min(1).values), (lambda t: t.max(1).values)
+        where, stack = torch.where, torch.stack
+    else:
+        xs, ys, big = np.arange(w), np.arange(h), 10 ** 6
+        lo, hi = (lambda t: t.min(1)), (lambda t: t.max(1))
+        where, stack = np.where, np.stack
+    x1, x2 = lo(where(cols, xs, big)), hi(where(cols, xs, -big)) + 1
+    y1, y2 = lo(where(rows, ys, big)), hi(where(rows, ys, -big)) + 1
+    out = stack([2 * x1 / w - 1, 2 * y1 / h - 1, 2 * x2 / w - 1, 2 * y2 / h - 1], 1)
+    return out.to(alpha.dtype) if hasattr(out, "to") else out.astype(np.float64)
+
+
 def sl3_matrix(p: np.ndarray) -> np.ndarray:
     """numpy twin of :func:`stgan_cli.core.geometry.sl3_matrix` (same parameter order): ``(..., 8)`` ->
     ``(..., 3, 3)`` traceless."""

@@ -115,21 +115,6 @@ def composite(bg: torch.Tensor, fg: torch.Tensor) -> torch.Tensor:
 
 # --- where the object shows ---------------------------------------------------------------------
 
-def object_boxes(alpha: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Canonical ``x1, y1, x2, y2`` (outer pixel edges) of each mask in ``alpha`` (B, H, W)."""
-    b, h, w = alpha.shape
-    on = alpha > threshold
-    cols, rows = on.any(1), on.any(2)
-    xs = torch.arange(w, device=alpha.device)
-    ys = torch.arange(h, device=alpha.device)
-    big = torch.tensor(10**6, device=alpha.device)
-    x1 = torch.where(cols, xs, big).min(1).values
-    x2 = torch.where(cols, xs, -big).max(1).values + 1
-    y1 = torch.where(rows, ys, big).min(1).values
-    y2 = torch.where(rows, ys, -big).max(1).values + 1
-    return torch.stack([2 * x1 / w - 1, 2 * y1 / h - 1, 2 * x2 / w - 1, 2 * y2 / h - 1], 1).to(alpha.dtype)
-
-
 def box_points(boxes: torch.Tensor) -> torch.Tensor:
     """The four corners ``(B, 4, 2)`` of canonical boxes ``(B, 4)``."""
     x1, y1, x2, y2 = boxes.unbind(1)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 from . import geometry
-from .geometry import box_points, displayed, object_boxes, to_pixels
+from .frames import object_boxes
+from .geometry import box_points, displayed, to_pixels
 
 
 def placement_errors(p: torch.Tensor, boxes: torch.Tensor, size) -> dict:

@@ -87,20 +87,6 @@ def inside(m: dict[str, np.ndarray], limits: dict[str, np.ndarray], share: float
             & (m["rotate"] <= limits["rotate"] * share) & (m["shape"] <= limits["shape"] * share))
 
 
-def object_boxes(alpha: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """numpy twin of :func:`stgan_cli.core.geometry.object_boxes`: canonical ``x1, y1, x2, y2`` (outer
-    pixel edges) of each mask in ``alpha`` (B, H, W); an empty mask gives an inverted box, as there."""
-    b, h, w = alpha.shape
-    on = alpha > threshold
-    cols, rows = on.any(1), on.any(2)
-    big = 10 ** 6
-    x1 = np.where(cols, np.arange(w), big).min(1)
-    x2 = np.where(cols, np.arange(w), -big).max(1) + 1
-    y1 = np.where(rows, np.arange(h), big).min(1)
-    y2 = np.where(rows, np.arange(h), -big).max(1) + 1
-    return np.stack([2 * x1 / w - 1, 2 * y1 / h - 1, 2 * x2 / w - 1, 2 * y2 / h - 1], 1).astype(np.float64)
-
-
 def _numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):  # a torch tensor
         x = x.detach().cpu().double().numpy()
@@ -148,7 +134,7 @@ class TrustRegion:
 
     def start(self, fg, p0) -> None:
         """``fg``: the foreground canvases (B, 4, H, W), ``p0``: the starting warps (B, 8)."""
-        self.boxes = object_boxes(_numpy(fg[:, 3]))
+        self.boxes = frames.object_boxes(_numpy(fg[:, 3]))
         self.p0 = _numpy(p0)
         self.resolved = self.resolve(self.boxes)
         self.clamped = np.zeros(self.p0.shape[0], dtype=bool)

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..files import atomic
-from ..core import geometry
+from ..core import frames, geometry
 from . import modelstore, onnx_graph
 from ..core.geometry import expm_series
 from ..errors import StganError
@@ -139,18 +139,11 @@ def input_names(config, first=("bg", "fg", "p0")) -> tuple[str, ...]:
 
 
 def object_corners(fg: torch.Tensor) -> torch.Tensor:
-    """Corners ``(B, 4, 2)`` of the object's bounding box in each canvas, canonical ``(x, y)``."""
-    h, w = fg.shape[-2:]
-    out = []
-    for alpha in fg[:, 3]:
-        ys, xs = torch.nonzero(alpha > 0, as_tuple=True)
-        if len(xs) == 0:  # an empty canvas: the frame's corners stand in for the object's
-            x0, y0, x1, y1 = -0.5, -0.5, w - 0.5, h - 0.5
-        else:
-            x0, y0, x1, y1 = xs.min() - 0.5, ys.min() - 0.5, xs.max() + 0.5, ys.max() + 0.5
-        pix = torch.tensor([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=torch.float64)
-        out.append(pix * torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64) - 1)
-    return torch.stack(out)
+    """Corners ``(B, 4, 2)`` of the object's box in each canvas, canonical ``(x, y)``, float64; an
+    empty canvas stands in the frame's."""
+    boxes = frames.object_boxes(fg[:, 3].double(), 0.0)
+    boxes[boxes[:, 0] > boxes[:, 2]] = boxes.new_tensor([-1.0, -1.0, 1.0, 1.0])
+    return geometry.box_points(boxes)
 
 
 def corner_pixels(warps: torch.Tensor, corners: torch.Tensor, size) -> torch.Tensor:

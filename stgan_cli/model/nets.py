@@ -4,6 +4,7 @@ discriminator.  The warp predictors themselves are in :mod:`stgan_cli.model.arch
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -66,14 +67,14 @@ class STGAN(nn.Module):
 
     def forward(self, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
                 iterations: int | None = None, limit=None, expm=None, train_from: int | None = None,
-                detail=None) -> Prediction:
+                detail=None, **training) -> Prediction:
         """:func:`iterate` with this model's generators."""
-        return iterate(self.generators, bg, fg, p0, iterations, limit, expm, train_from, detail)
+        return iterate(self.generators, bg, fg, p0, iterations, limit, expm, train_from, detail, **training)
 
 
 def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | None = None,
             iterations: int | None = None, limit=None, expm=None, train_from: int | None = None,
-            detail=None) -> Prediction:
+            detail=None, *, block: int | None = None, detach: bool = False, autocast=None) -> Prediction:
     """The project's one iterative loop (inference, evaluation, training and export): ``iterations``
     updates of ``generators`` (all by default) on ``bg`` (B, 3, H, W) and the premultiplied
     foreground canvas ``fg`` (B, 4, H, W), starting from ``p0`` (B, 8; zeros).
@@ -82,9 +83,14 @@ def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | N
     that would take the object outside it.  ``expm``: the matrix exponential (default
     ``torch.linalg.matrix_exp``; exports pass a series).  Training: updates before ``train_from``
     (1-based) run without gradients.  ``detail``: ``(bg, fg)`` of the same frame at a higher
-    resolution, where the object's window is read from (``model.detail``; None: from the frame)."""
+    resolution, where the object's window is read from (``model.detail``; None: from the frame).
+
+    Supervised pre-training runs it as a sequence of one update: ``block`` applies generator
+    ``block`` (0-based) at every iteration, as many as asked; ``detach`` feeds each update the
+    previous result without its graph (every iterate then answers for itself); ``autocast`` is the
+    context the updates run in (mixed precision)."""
     n = generators.iterations if iterations is None else iterations
-    if not 0 <= n <= generators.iterations:
+    if not 0 <= n <= (generators.iterations if block is None else n):
         raise ValueError(f"iterations must be in 0..{generators.iterations}, got {n}")
     expm = expm or torch.linalg.matrix_exp
     warp = lambda p: geometry.warp_image(fg, expm(geometry.sl3_matrix(p)))
@@ -94,8 +100,11 @@ def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | N
         limit.start(fg, p)
     for i in range(n):
         with torch.set_grad_enabled(torch.is_grad_enabled() and (train_from is None or i + 1 >= train_from)):
-            dp = generators.update(i, bg, fg, warped[-1], p, expm, detail)
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                dp = generators.update(i if block is None else block, bg, fg, warped[-1], p, expm, detail)
             p = geometry.compose(p, dp) if limit is None else limit(p, dp)
         params.append(p)
+        if detach:
+            p = p.detach()
         warped.append(warp(p))
     return Prediction(params, warped)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core import geometry
+from ..core import frames, geometry
 from ..files import imageio
 from ..core import perturb
 from ..data.datasets import PairedDataset, UnpairedDataset, has_filled_holes, open_eval_set
@@ -109,7 +109,7 @@ class Batches:
         """Mix the starting points: some samples at the truth, some from a rough box, the rest ``p0``."""
         pt = self.cfg.perturb
         u = self.rng.random(len(p0))
-        box = perturb.box_noise(geometry.object_boxes(fg[:, 3].float()).cpu().numpy(), pt.box_std, self.rng)
+        box = perturb.box_noise(frames.object_boxes(fg[:, 3].float()).cpu().numpy(), pt.box_std, self.rng)
         out = np.where((u < pt.truth_share + pt.box_share)[:, None], box, p0)
         return np.where((u < pt.truth_share)[:, None], 0.0, out)
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core import geometry
+from ..core import frames
 from ..core import boxes as B
 from ..model import critic as C
 from .decoys import push_pull_fill
@@ -131,7 +131,7 @@ def with_decoy_holes(bg: torch.Tensor, alpha: torch.Tensor, truth: np.ndarray, d
 def truth_boxes(fg: np.ndarray) -> np.ndarray:
     """Normalised boxes (N, 4) of the objects of premultiplied ``fg`` (N, H, W, 4) uint8."""
     alpha = torch.from_numpy(fg[..., 3]).float() / 255
-    return ((geometry.object_boxes(alpha).numpy() + 1) / 2).astype(float)
+    return ((frames.object_boxes(alpha).numpy() + 1) / 2).astype(float)
 
 
 def build_versions(critic: C.PlacementCritic, bg: np.ndarray, fg: np.ndarray, objects: np.ndarray,

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ..core import geometry
+from ..core import frames, geometry
 from . import losses
 
 
@@ -72,20 +72,16 @@ def supervised(net, opt, batch, o, size, dist, autocast, harm_weight: float | No
     trained = net.generators.trained_by(1)
     opt.zero_grad(set_to_none=True)
     total, per_round = 0.0, [0.0] * o.pretrain_rounds
-    for bg, fg, p, _, *detail in _micro(batch, o):
-        boxes = geometry.object_boxes(fg[:, 3])
-        start = p
+    for bg, fg, start, _, *detail in _micro(batch, o):
+        boxes = frames.object_boxes(fg[:, 3])
+        pred = net(bg, fg, start, o.pretrain_rounds, detail=detail or None, block=0, detach=True, autocast=autocast)
         loss = 0.0
-        for r in range(o.pretrain_rounds):
-            with autocast():
-                dp = net.generators.update(0, bg, fg, geometry.warp_foreground(fg, p), p, detail=detail or None)
-            p = p + dp.float()
+        for r, p in enumerate(pred.params[1:]):
             term = corner_loss(o.corner_loss, p, boxes, size)
             per_round[r] += term.item() / o.grad_accum
             if harm_weight > 0:
                 term = term + harm_weight * losses.harm(p, start, boxes, size, o.harm_relative)
             loss = loss + term / o.pretrain_rounds
-            p = p.detach()
         (loss / o.grad_accum).backward()
         total += loss.item() / o.grad_accum
     params = [q for m in trained for q in m.parameters()]
@@ -138,7 +134,7 @@ def adversarial(net, opt_g, batch, o, upto: int, train_from: int, trained, size,
             # Every trained iterate, not only the last: end to end, the earlier generators would
             # otherwise be free to trade their own accuracy for the final one, and a user who
             # stops early (--iterations) gets their iterate.
-            boxes = geometry.object_boxes(fg[:, 3])
+            boxes = frames.object_boxes(fg[:, 3])
             corner = sum(corner_loss(o.corner_loss, p, boxes, size) for p in ps) / len(ps)
             loss = loss + o.supervised_weight * corner
             stats["loss_sup"] = stats.get("loss_sup", 0.0) + corner.item() / o.grad_accum

@@ -6,7 +6,7 @@ import scipy.linalg
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli.core import geometry
+from stgan_cli.core import frames, geometry
 from stgan_cli.core import metrics
 from stgan_cli.evaluation import synthetic
 from stgan_cli.cli import app
@@ -24,13 +24,13 @@ def box_canvas(x1, y1, x2, y2):
 
 
 def test_object_boxes_are_canonical_pixel_edges():
-    boxes = geometry.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    boxes = frames.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
     torch.testing.assert_close(boxes, torch.tensor([[40 / 80 - 1, 30 / 60 - 1, 80 / 80 - 1, 90 / 60 - 1]]))
 
 
 @pytest.mark.parametrize("k", [1.0, 3.0, 7.5])
 def test_pure_translation_of_k_pixels(k):
-    boxes = geometry.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    boxes = frames.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
     p = torch.zeros(1, 8)
     p[0, 0] = -k * 2 / SIZE[1]  # the object shows moved by expm(-A(p)): +k pixels in x
     e = metrics.placement_errors(p, boxes, SIZE)
@@ -146,7 +146,7 @@ def test_truth_preferred_counts_scenes_where_the_critic_ranks_the_truth_higher()
 def test_stretching_about_the_base_moves_only_the_top():
     """An object made 10 % taller about its bottom edge: the two bottom corners stay, the top ones
     move by a tenth of its height; the corner error is their mean."""
-    boxes = geometry.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
+    boxes = frames.object_boxes(box_canvas(40, 30, 80, 90)[:, 3])
     x1, y1, x2, y2 = boxes[0].tolist()
     shown = torch.tensor([[1.0, 0, 0], [0, 1.1, -0.1 * y2], [0, 0, 1]], dtype=torch.float64)  # y -> y2 + 1.1 (y - y2)
     a = torch.from_numpy(scipy.linalg.logm(shown.numpy() / np.cbrt(np.linalg.det(shown.numpy()))).real)

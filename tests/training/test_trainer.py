@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from stgan_cli.core import geometry
+from stgan_cli.core import frames, geometry
 from stgan_cli.model import modelstore
 from stgan_cli.core import metrics
 from stgan_cli.cli import app
@@ -256,7 +256,7 @@ def test_supervised_anchor_in_the_adversarial_stages(tiny, tmp_path):
     t.batches.rng = np.random.default_rng([t.cfg.run.seed, 0])  # the same batch again
     bg, fg, p0, _ = t.batches.train(t.cfg.optim.batch_size)
     p = p0 + gen(bg, geometry.warp_foreground(fg, p0))
-    (w * losses.supervised_corner_loss(p, geometry.object_boxes(fg[:, 3]))).backward()
+    (w * losses.supervised_corner_loss(p, frames.object_boxes(fg[:, 3]))).backward()
     for a, b, g in zip(anchored, plain, gen.parameters()):
         torch.testing.assert_close(a - b, g.grad, rtol=1e-4, atol=1e-6)
     assert any(g.grad.abs().max() > 0 for g in gen.parameters())
@@ -285,7 +285,7 @@ def test_supervised_anchor_end_to_end_covers_every_iterate(tiny, tmp_path):
     gens.zero_grad()
     t.batches.rng = np.random.default_rng([t.cfg.run.seed, 0])
     bg, fg, p0, _ = t.batches.train(t.cfg.optim.batch_size)
-    boxes = geometry.object_boxes(fg[:, 3])
+    boxes = frames.object_boxes(fg[:, 3])
     p1 = p0 + gens[0](bg, geometry.warp_foreground(fg, p0))
     p2 = p1 + gens[1](bg, geometry.warp_foreground(fg, p1))
     (w * (losses.supervised_corner_loss(p1, boxes) + losses.supervised_corner_loss(p2, boxes)) / 2).backward()
@@ -323,7 +323,7 @@ def test_supervised_pretraining_halves_the_corner_error(tmp_path):
     with torch.no_grad():
         p1 = p0 + gen(bg, geometry.warp_foreground(fg, p0))
         p2 = p1 + gen(bg, geometry.warp_foreground(fg, p1))
-    boxes = geometry.object_boxes(fg[:, 3])
+    boxes = frames.object_boxes(fg[:, 3])
     once, twice = (metrics.placement_errors(p, boxes, (48, 64))["corner_error"].mean().item() for p in (p1, p2))
     assert once == pytest.approx(after, rel=1e-4) and twice < 0.9 * once, (once, twice)
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...core import geometry
+from ...core import frames, geometry
 
 IN_CHANNELS = 7  # background RGB + warped foreground RGBA
 KEYPOINTS = 16  # per scale
@@ -70,7 +70,7 @@ def corner_update(offsets: torch.Tensor, center: torch.Tensor, half: torch.Tenso
 def canvas_corners(fg: torch.Tensor) -> torch.Tensor:
     """The corners (B, 4, 2) of the object's box in each canvas ``fg``, canonical."""
     # An empty canvas: the frame's corners stand in for the object's.
-    return geometry.box_points(geometry.object_boxes(fg[:, 3])).clamp(-1.0, 1.0)
+    return geometry.box_points(frames.object_boxes(fg[:, 3])).clamp(-1.0, 1.0)
 
 
 def _box(corners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
