@@ -28,7 +28,8 @@ from stgan_cli.files import imageio
 from stgan_cli.model import modelstore  # noqa: E402
 from stgan_cli.data import synth_indoor  # noqa: E402
 from stgan_cli.composite.inputs import Item  # noqa: E402
-from stgan_cli.composite.pipeline import Compositor, Options  # noqa: E402
+from stgan_cli.composite.job import Options  # noqa: E402
+from stgan_cli.composite.pipeline import Compositor  # noqa: E402
 
 
 def median_time(fn, runs: int) -> float:

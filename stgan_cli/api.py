@@ -72,6 +72,7 @@ class Stgan:
             raise StganError(f"engine {engine}: expected one of {', '.join(ENGINES)}")
         self.model = modelstore.open_model(None if model is None else str(model), offline)
         self.device, self.engine = device, engine
+        self._last = None  # the previous call's compositor
 
     def composite(self, fg, bg, *, mask=None, box=None, at=None, scale: float | None = None,
                   iterations: int | None = None, place: str = "auto", harmonize: bool = False,
@@ -84,16 +85,17 @@ class Stgan:
         them an indoor model lets the placement critic choose (``place="auto"``) and a glasses model
         finds faces."""
         from .composite.inputs import Item
-        from .composite.pipeline import Compositor, Options
+        from .composite.job import Options
+        from .composite.pipeline import Compositor
 
-        if place not in ("auto", "face", "scene"):
-            raise StganError(f"place {place}: expected auto, face or scene")
         opts = Options(iterations=iterations, box=None if box is None else tuple(float(v) for v in box),
                        at=None if at is None else tuple(float(v) for v in at), scale=scale, place=place,
                        harmonize=harmonize or harmonizer is not None, harmonizer=harmonizer, critic=critic,
                        candidates=candidates, faces=faces, trust_region=trust_region, engine=self.engine,
                        max_pixels=max_pixels)
-        compositor = Compositor(self.model, opts, self.device)
+        opts.check()  # the command line's checks, in its words
+        # the engine, the critic and the harmonizer are opened by the first call and kept
+        compositor = self._last = Compositor(self.model, opts, self.device).take_over(self._last)
         item = Item(picture(fg, "foreground", max_pixels), picture(bg, "background", max_pixels), Path("result"),
                     None if mask is None else picture(mask, "mask", max_pixels))
         compositor.ready()

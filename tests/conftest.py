@@ -1,5 +1,6 @@
 """Shared fixtures: generated images and small random-initialised model folders."""
 
+import os
 from pathlib import Path
 
 import cv2
@@ -8,6 +9,10 @@ import pytest
 import torch
 
 from stgan_cli.model import modelstore
+
+# rich sizes its tables to the terminal, which a test run may not have (xdist's workers): one width
+# for every runner, so that the tables the tests read hold whole columns.
+os.environ["COLUMNS"] = "200"
 
 REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 

@@ -41,6 +41,18 @@ def test_arrays_give_what_the_command_line_gives(model, tmp_path):
     assert np.array_equal(r.image[r.mask == 0], bg[r.mask == 0])  # untouched outside the object
 
 
+def test_one_model_opens_its_engine_once(model):
+    fg, bg = cutout_rgba(), scene((300, 400))
+    m = stgan.load(model)
+    first = m.composite(fg, bg, box=(100, 60, 220, 220), trust_region="off")
+    engine = m._last.engine
+    again = m.composite(fg, bg, box=(100, 60, 220, 220), trust_region="off", iterations=1)
+    assert m._last.engine is engine  # another call, other options: the same engine
+    assert np.array_equal(m.composite(fg, bg, box=(100, 60, 220, 220), trust_region="off").image, first.image)
+    assert np.allclose(again.steps, first.steps[:2])
+    assert stgan.load(model)._last is None  # another load opens its own
+
+
 def test_paths_pil_images_and_floats_are_the_same_input(model, tmp_path):
     Image = pytest.importorskip("PIL.Image")
 

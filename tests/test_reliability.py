@@ -24,7 +24,8 @@ from stgan_cli.cli import app
 from stgan_cli.data import synth_indoor as si
 from stgan_cli.errors import StganError
 from stgan_cli.composite.inputs import Item
-from stgan_cli.composite.pipeline import Compositor, Options, Result
+from stgan_cli.composite.job import Options, Result
+from stgan_cli.composite.pipeline import Compositor
 from stgan_cli.training import checkpoint
 
 from conftest import REALDATA, cutout_rgba, scene, write_rgb, write_rgba

@@ -88,7 +88,8 @@ class Session:
         """Run the model from the page's placement (``homography``: foreground pixels to background
         pixels, or ``faces: true`` for glasses on every face) and return the result's files."""
         from ..composite.inputs import Item
-        from ..composite.pipeline import Compositor, Options
+        from ..composite.job import Options
+        from ..composite.pipeline import Compositor
 
         _check_request(request, self.model.config.warps)
         fg = self._image(request, "fg")

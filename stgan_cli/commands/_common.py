@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import contextlib
 import sys
 
 import click
@@ -29,6 +30,14 @@ def progress_bar(label: str, enabled: bool = True):
     console = Console(stderr=True)
     return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=console, transient=True, disable=not (enabled and console.is_terminal))
+
+
+@contextlib.contextmanager
+def tracked(label: str, total: int):
+    """:func:`progress_bar` of one task of ``total`` steps; yields ``advance(count=1)``."""
+    with progress_bar(label) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda count=1: bar.advance(task, count)
 
 
 def fail(message: str, code: int = 1):

@@ -88,100 +88,57 @@ def composite(
                          "onnxruntime is installed, on the CPU; else torch) | torch | onnx. Said on stderr.")] = "auto",
 ):
     """Composite FG onto BG, its placement corrected by the model's generators."""
-    from ..errors import UsageError
+    from ..composite import batch as batches
+    from ..composite.job import Options, Result
+    from ..composite.pipeline import Compositor
 
-    if box and at:
-        raise UsageError("--box and --at both set the initial placement: give one")
-    if init and (box or at or scale is not None):
-        raise UsageError("--init already fixes the placement: drop --box/--at/--scale")
-    if skip_existing and overwrite:
-        raise UsageError("--skip-existing and --overwrite contradict each other")
-    if iterations is not None and iterations < 0:
-        raise UsageError("--iterations must be 0 or more")
-    if place not in ("auto", "face", "scene"):
-        raise UsageError(f"--place {place}: expected auto, face or scene")
-    if faces not in ("all", "largest"):
-        raise UsageError(f"--faces {faces}: expected all or largest")
-    from ..composite.faces import DETECTORS
-
-    if detector not in DETECTORS:
-        raise UsageError(f"--detector {detector}: expected one of {', '.join(DETECTORS)}")
     check_finite(scale, "--scale")
-    if scale is not None and not 0 < scale <= 100:
-        raise UsageError(f"--scale {scale:g}: expected a positive fraction of the background width (at most 100)")
-    box_xyxy = parse_numbers(box, 4, "--box") if box else None
-    if box_xyxy and not (box_xyxy[2] > box_xyxy[0] and box_xyxy[3] > box_xyxy[1]):
-        raise UsageError(f"--box {box}: expected X1,Y1,X2,Y2 with X2 > X1 and Y2 > Y1")
-    at_xy = parse_numbers(at, 2, "--at") if at else None
-    from ..core.trust_region import Limits, parse as parse_trust
-
-    parse_trust(trust, Limits())  # a malformed --trust-region is a usage error before any work
-    from ..model.onnx_engine import ENGINES
-
-    if engine not in ENGINES:
-        raise UsageError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
-
-    from ..composite import inputs
-    from ..model import modelstore
-    from ..composite.pipeline import Compositor, Options, Result
-
-    shard = inputs.parse_shard(shard_spec) if shard_spec else None
-    items, batch, warnings = inputs.plan(fg, bg, out, mask, cross, fmt)
-    for w in warnings:
-        log(f"warning: {w}")
-    if shard:
-        if not batch and shard[1] > 1:
-            raise UsageError(f"--shard {shard_spec}: one image cannot be split; --shard is for folders")
-        total = len(items)
-        items = inputs.shard(items, *shard)
-        log(f"shard {shard[0]}/{shard[1]}: {len(items)} of {total} items")
-    if ray_address is not None and not batch:
-        raise UsageError("--ray is for batches (a folder or glob of inputs); one image runs here")
-    loaded = None
-    if iterations != 0 or model is not None:
-        loaded = modelstore.open_model(model, offline)
-        if iterations is not None and iterations > loaded.config.warps:
-            raise UsageError(f"--iterations {iterations}: the model has {loaded.config.warps} generators")
+    opts = Options(iterations=iterations, box=parse_numbers(box, 4, "--box") if box else None,
+                   at=parse_numbers(at, 2, "--at") if at else None, scale=scale, init=init, save_warp=save_warp,
+                   save_mask=save_mask, steps_dir=steps, max_pixels=max_pixels, batch_size=batch_size, place=place,
+                   faces=faces, detector=detector, skip_glasses_faces=skip_glasses_faces, trust_region=trust,
+                   engine=engine, candidates=candidates, top_k=top_k, heatmap=heatmap, critic=critic,
+                   harmonize=harmonize or harmonizer is not None, harmonizer=harmonizer)
+    opts.check()
     check_device_name(device)
-    if engine == "onnx" and device.strip().lower() not in ("auto", "cpu"):
-        raise UsageError(f"--engine onnx --device {device}: the onnx engine runs on the CPU; use --engine torch "
-                         "for a GPU")
-    k = 0 if loaded is None else (loaded.config.iterations if iterations is None else iterations)
-    from ..composite.outputs import written as files_of
+    job = batches.plan(fg, bg, out, mask, opts, cross=cross, fmt=fmt, shard_spec=shard_spec, overwrite=overwrite,
+                       skip_existing=skip_existing, model_ref=model, offline=offline,
+                       ray=ray_address is not None, device=device)
+    for note in job.notes:
+        log(note)
+    opts.exclusive = job.batch and not overwrite
+    compositor = Compositor(job.model, opts, device, on_ready=lambda: _say_engine(compositor, engine),
+                            resolve_device=resolve_device)
+    emit = _emitter(as_json, job.batch)
+    for it in job.skipped:
+        emit(Result(it, "skipped"))
+    if ray_address is not None:
+        from ..composite import ray_batch
 
-    def written(it):
-        return files_of(it.out, save_mask, save_warp, steps, k, top_k, heatmap)
+        log(f"ray: {len(job.items)} items on {ray_address}")
+        results = ray_batch.run(job.items, model, offline, opts, ray_address, emit)
+    else:
+        results = _run_with_progress(compositor, job.items, emit, enabled=job.batch)
+    _summary(results, job, out, as_json)
 
-    if steps is not None and steps.exists() and not steps.is_dir():
-        raise UsageError(f"--steps {steps}: is a file; --steps names a folder")
-    inputs.check_outputs(items, written, init)
-    items, skipped = inputs.claim_outputs(items, out, batch, overwrite, skip_existing, written)
 
-    def on_ready():
-        # Runs once the engine is open, while the first images decode.
-        if loaded is not None and compositor.engine is not None:
-            h, w = loaded.config.image_size
-            k = compositor.iterations
-            used = f"{k} of {loaded.config.warps} warps" if k != loaded.config.warps else f"{k} warps"
-            where = "onnxruntime on cpu" if compositor.engine.name == "onnx" else f"torch on {compositor.device}"
-            log(f"model {loaded.ref} ({used} at {h}x{w}), {where}")
-            if compositor.engine_note and engine == "auto":
-                log(f"engine: torch, because {compositor.engine_note}")
+def _say_engine(compositor, engine: str) -> None:
+    """Once the engine is open, while the first images decode: which model runs, and on what."""
+    loaded = compositor.model
+    if loaded is not None and compositor.engine is not None:
+        h, w = loaded.config.image_size
+        k = compositor.iterations
+        used = f"{k} of {loaded.config.warps} warps" if k != loaded.config.warps else f"{k} warps"
+        where = "onnxruntime on cpu" if compositor.engine.name == "onnx" else f"torch on {compositor.device}"
+        log(f"model {loaded.ref} ({used} at {h}x{w}), {where}")
+        if compositor.engine_note and engine == "auto":
+            log(f"engine: torch, because {compositor.engine_note}")
 
-    opts = Options(
-        iterations=iterations,
-        box=box_xyxy,
-        at=at_xy,
-        scale=scale, init=init, save_warp=save_warp, save_mask=save_mask, steps_dir=steps,
-        max_pixels=max_pixels, batch_size=batch_size, place=place, faces=faces,
-        detector=detector, skip_glasses_faces=skip_glasses_faces,
-        exclusive=batch and not overwrite, trust_region=trust, engine=engine,
-        candidates=candidates, top_k=top_k, heatmap=heatmap, critic=critic,
-        harmonize=harmonize or harmonizer is not None, harmonizer=harmonizer,
-    )
-    compositor = Compositor(loaded, opts, device, on_ready=on_ready, resolve_device=resolve_device)
 
-    def emit(res: Result):
+def _emitter(as_json: bool, batch: bool):
+    said = {"gone": False}
+
+    def emit(res):
         if as_json:
             print(json.dumps(res.to_json()), flush=True)
             if getattr(sys.stdout, "reader_gone", False) and not said["gone"]:
@@ -192,20 +149,13 @@ def composite(
         if res.status == "failed" and batch:
             log(f"failed: {res.error}")
 
-    said = {"gone": False}
-    for it in skipped:
-        emit(Result(it, "skipped"))
-    if ray_address is not None:
-        from ..composite import ray_batch
+    return emit
 
-        log(f"ray: {len(items)} items on {ray_address}")
-        results = ray_batch.run(items, model, offline, opts, ray_address, emit)
-    else:
-        results = _run_with_progress(compositor, items, emit, enabled=batch)
 
+def _summary(results, job, out: str, as_json: bool) -> None:
     failed = [r for r in results if r.status == "failed"]
     clamped = sum(r.clamped for r in results)
-    if not batch:
+    if not job.batch:
         if failed:
             from ._common import fail
 
@@ -218,7 +168,7 @@ def composite(
         return
     done = len(results) - len(failed)
     held = f" ({clamped} shortened by the trust region)" if clamped else ""
-    log(f"{done} composited{held}, {len(skipped)} skipped, {len(failed)} failed -> {out}")
+    log(f"{done} composited{held}, {len(job.skipped)} skipped, {len(failed)} failed -> {out}")
     if failed:
         raise typer.Exit(1)
 

@@ -3,12 +3,13 @@ per-iteration steps."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from . import compositing
-from ..files import imageio
+from ..files import atomic, imageio
 from ..errors import StganError
 
 
@@ -112,3 +113,27 @@ def write_steps(files, folder: Path, prep, homs: list[list[np.ndarray]], final: 
         still = all(np.allclose(h[i], h[i - 1], atol=1e-9) for h in homs)
         labels.append(f"after G{i}" + ((" (held by the trust region)" if prep.clamped else " (no move)") if still else ""))
     files.write_bytes(paths[-1], imageio.encode(compositing.strip(shots, labels), ".png", prep.bg.icc))
+
+
+def write(prep, opts, image: np.ndarray, alpha: np.ndarray, homs, sidecar_data: dict | None,
+          alternatives: list[np.ndarray], heatmap: np.ndarray | None) -> None:
+    """Everything a composite writes (``opts``: :class:`~stgan_cli.composite.job.Options`): the image,
+    then what the options ask for beside it.  They land together: if any of it fails, the item fails
+    whole and the previous files stay as they were."""
+    out, exclusive = prep.item.out, opts.exclusive
+    with atomic.Together() as files:
+        files.write_bytes(out, imageio.encode(image, imageio.output_format(out), prep.bg.icc), exclusive)
+        if opts.save_mask:
+            top = 65535 if image.dtype == np.uint16 else 255
+            files.write_bytes(mask_path(out), imageio.encode(np.round(alpha * top).astype(image.dtype), ".png"),
+                              exclusive)
+        if sidecar_data is not None:
+            files.write_bytes(sidecar_path(out), json.dumps(sidecar_data, indent=2).encode(), exclusive)
+        if opts.steps_dir is not None:
+            write_steps(files, opts.steps_dir, prep, homs, image)
+        for k, other in enumerate(alternatives, start=2):
+            path = alternative_path(out, k)
+            files.write_bytes(path, imageio.encode(other, imageio.output_format(path), prep.bg.icc), exclusive)
+        if heatmap is not None:
+            files.write_bytes(heatmap_path(out), imageio.encode(heatmap, ".png"), exclusive)
+

@@ -6,103 +6,21 @@ on the main thread; one failing item never stops the others and never leaves a p
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic, imageio
+from ..files import imageio
 from . import compositing, outputs, placement
 from ..errors import StganError, unexpected
 from .inputs import Item
-from ..model.modelstore import LoadedModel, Placement
+from .job import Options, Prepared, Rendered, Result
+from ..model.config import Placement
+from ..model.modelstore import LoadedModel
 from .placement import Slot
-
-
-@dataclass
-class Options:
-    iterations: int | None = None  # None: the model's default_iterations (all generators if it has none)
-    box: tuple[float, float, float, float] | None = None
-    at: tuple[float, float] | None = None
-    scale: float | None = None
-    init: Path | None = None
-    save_warp: bool = False
-    save_mask: bool = False
-    steps_dir: Path | None = None
-    max_pixels: int = imageio.DEFAULT_MAX_PIXELS
-    batch_size: int = 8
-    place: str = "auto"  # auto (faces for a glasses model, the critic's search for an indoor one) | face | scene
-    candidates: int = 1000  # boxes the critic scores with --place auto
-    top_k: int = 1  # with --place auto: also composite the next K-1 best boxes
-    heatmap: bool = False  # with --place auto: write the critic's map
-    critic: str | None = None  # the placement critic (a model folder or name; default: placement)
-    harmonize: bool = False  # match the object's colours to the photo
-    harmonizer: str | None = None  # the harmonizer (a model folder or name; default: harmonize)
-    faces: str = "all"  # all | largest
-    detector: str = "auto"  # auto | landmarks | haar (stgan_cli.composite.faces.DETECTORS)
-    skip_glasses_faces: bool = False  # leave faces that already wear glasses
-    exclusive: bool = False  # never replace an output that exists when it is written (batches)
-    trust_region: str = "default"  # default | off | key=value,... (stgan_cli.core.trust_region.parse)
-    engine: str = "auto"  # auto | torch | onnx (stgan_cli.model.onnx_engine.choose)
-
-
-@dataclass
-class Prepared:
-    item: Item
-    bg: imageio.Picture
-    cutout: compositing.Cutout
-    slots: list[Slot]
-    timings: dict = field(default_factory=dict)
-    clamped: bool = False  # the trust region shortened a correction
-    limits: dict | None = None  # the trust region's limits for the (first) object
-    notes: list[str] = field(default_factory=list)  # for the user: what was found and left out
-    search: object | None = None  # --place auto: stgan_cli.composite.auto.Search
-    alternatives: list[Slot] = field(default_factory=list)  # --top-k: the next best boxes, corrected too
-
-
-@dataclass
-class Rendered:
-    image: np.ndarray  # the composite, the background's size, channels and dtype
-    alpha: np.ndarray  # the objects' mask over it, float32 in [0, 1]
-    homs: list  # per object, the homography (background from foreground pixels) after each iteration
-    alternatives: list  # the same for --top-k's other boxes
-    params: np.ndarray  # per object, the warp parameters after each iteration
-    harmonize: dict | None  # what --harmonize did
-
-
-@dataclass
-class Result:
-    item: Item
-    status: str  # ok | failed | skipped
-    error: str | None = None
-    homography: list | None = None
-    timings: dict = field(default_factory=dict)
-    clamped: bool = False
-    notes: list[str] = field(default_factory=list)
-    placement: dict | None = None  # --place auto: the chosen box, its score, the candidates' count
-    harmonize: dict | None = None  # --harmonize: the harmonizer and what it did to each object's colours
-
-    def to_json(self) -> dict:
-        d = {"foreground": str(self.item.fg), "background": str(self.item.bg), "output": str(self.item.out),
-             "status": self.status}
-        if self.error:
-            d["error"] = self.error
-        if self.homography is not None:
-            d["homography"] = self.homography
-            d["clamped"] = self.clamped
-        if self.notes:
-            d["notes"] = self.notes
-        if self.placement is not None:
-            d["placement"] = self.placement
-        if self.harmonize is not None:
-            d["harmonize"] = self.harmonize
-        if self.timings:
-            d["seconds"] = {k: round(v, 4) for k, v in self.timings.items()}
-        return d
 
 
 class Compositor:
@@ -144,23 +62,10 @@ class Compositor:
         """Open the engine and the trust region, for a run of ``count`` items."""
         self.trust = None
         if self.model is not None and self.iterations > 0:
-            from ..model import onnx_engine
             from ..core import trust_region
 
-            name, self.engine_note = onnx_engine.choose(self.model, self.opt.engine, self.device_name)
-            if name == "onnx":
-                try:
-                    # In a batch the network gets one thread, as in _share_cores for torch.
-                    self.engine = onnx_engine.open_engine(self.model, "onnx", threads=1 if count > 1 else None)
-                except StganError as exc:
-                    if self.opt.engine == "onnx":
-                        raise
-                    name, self.engine_note = "torch", str(exc)
-            if name == "torch":
-                if self.resolve_device:
-                    self.device = self.resolve_device(self.device_name)
-                    self.model.to(self.device)
-                self.engine = onnx_engine.open_engine(self.model, "torch", self.device)
+            if self.engine is None:
+                self._open_engine(count)
             self.trust = trust_region.parse(self.opt.trust_region, self.model.trust_limits())
         if self.opt.harmonize and self.harmonizer is None:
             from . import harmonize
@@ -169,6 +74,40 @@ class Compositor:
         if self.on_ready:
             self.on_ready()
             self.on_ready = None
+
+    def _open_engine(self, count: int) -> None:
+        from ..model import onnx_engine
+
+        name, self.engine_note = onnx_engine.choose(self.model, self.opt.engine, self.device_name)
+        if name == "onnx":
+            try:
+                # In a batch the network gets one thread, as in _share_cores for torch.
+                self.engine = onnx_engine.open_engine(self.model, "onnx", threads=1 if count > 1 else None)
+            except StganError as exc:
+                if self.opt.engine == "onnx":
+                    raise
+                name, self.engine_note = "torch", str(exc)
+        if name == "torch":
+            if self.resolve_device:
+                self.device = self.resolve_device(self.device_name)
+                self.model.to(self.device)
+            self.engine = onnx_engine.open_engine(self.model, "torch", self.device)
+
+    def take_over(self, previous: "Compositor | None") -> "Compositor":
+        """What ``previous`` (a compositor of the same model) has opened and this one would open the
+        same: the engine, the harmonizer and the critic.  The Python API composites many times with
+        one model, each call with options of its own."""
+        if previous is None or previous.model is not self.model:
+            return self
+        if previous.engine is not None and (previous.opt.engine, previous.device_name) == (self.opt.engine, self.device_name):
+            self.engine, self.engine_note, self.device = previous.engine, previous.engine_note, previous.device
+        if previous.harmonizer is not None and (previous.opt.harmonizer, previous.opt.engine) == \
+                (self.opt.harmonizer, self.opt.engine):
+            self.harmonizer = previous.harmonizer
+        if previous._critic_state is not None and previous._critic_state[0] is not None \
+                and previous.opt.critic == self.opt.critic:
+            self._critic_state = previous._critic_state
+        return self
 
     # --- stages --------------------------------------------------------------------------------
 
@@ -296,32 +235,19 @@ class Compositor:
         r = self.render(prep, params)
         out, alpha, homs, alt_homs, params, harmonized = r.image, r.alpha, r.homs, r.alternatives, r.params, r.harmonize
         t1 = time.perf_counter()
-        # The image and everything that goes with it land together: if any of it fails, the item
-        # fails whole and the previous files stay as they were.
-        exclusive = self.opt.exclusive
-        with atomic.Together() as files:
-            files.write_bytes(item.out, imageio.encode(out, imageio.output_format(item.out), prep.bg.icc), exclusive)
-            if self.opt.save_mask:
-                top = 65535 if out.dtype == np.uint16 else 255
-                files.write_bytes(outputs.mask_path(item.out),
-                                  imageio.encode(np.round(alpha * top).astype(out.dtype), ".png"), exclusive)
-            if self.opt.save_warp:
-                data = outputs.sidecar(prep, params, homs, self.model, self.trust, self.face_mode,
-                                       getattr(self.engine, "name", None))
-                if harmonized is not None:
-                    data["harmonize"] = harmonized
-                files.write_bytes(outputs.sidecar_path(item.out), json.dumps(data, indent=2).encode(), exclusive)
-            if self.opt.steps_dir is not None:
-                outputs.write_steps(files, self.opt.steps_dir, prep, homs, out)
-            for k, h in enumerate(alt_homs, start=2):
-                image = self._composite(prep, [h[-1]])[0]
-                path = outputs.alternative_path(item.out, k)
-                files.write_bytes(path, imageio.encode(image, imageio.output_format(path), prep.bg.icc), exclusive)
-            if self.opt.heatmap and prep.search is not None:
-                from . import auto
+        data = None
+        if self.opt.save_warp:
+            data = outputs.sidecar(prep, params, homs, self.model, self.trust, self.face_mode,
+                                   getattr(self.engine, "name", None))
+            if harmonized is not None:
+                data["harmonize"] = harmonized
+        heat = None
+        if self.opt.heatmap and prep.search is not None:
+            from . import auto
 
-                files.write_bytes(outputs.heatmap_path(item.out),
-                                  imageio.encode(auto.heatmap(prep.search, prep.bg.pixels), ".png"), exclusive)
+            heat = auto.heatmap(prep.search, prep.bg.pixels)
+        outputs.write(prep, self.opt, out, alpha, homs, data,
+                      [self._composite(prep, [h[-1]])[0] for h in alt_homs], heat)
         t2 = time.perf_counter()
         timings = dict(prep.timings, warp_blend=t1 - t0, save=t2 - t1)
         chosen = None if prep.search is None else prep.search.summary(prep.bg.size, 1 + len(prep.alternatives))
@@ -353,11 +279,11 @@ class Compositor:
             try:
                 return fn(*args)
             except StganError as exc:
-                return Result(item, "failed", error=_naming(item, str(exc)))
+                return Result.failure(item, str(exc))
             except MemoryError:
-                return Result(item, "failed", error=_naming(item, "out of memory"))
+                return Result.failure(item, "out of memory")
             except Exception as exc:  # noqa: BLE001 - one broken item never stops the batch
-                return Result(item, "failed", error=_naming(item, unexpected(exc)))
+                return Result.failure(item, unexpected(exc))
 
         def report(res):
             results.append(res)
@@ -384,14 +310,14 @@ class Compositor:
                         params = iter(self.predict(ok) if ok else [])
                     except Exception as exc:  # noqa: BLE001 - the chunk fails, the batch goes on
                         message = str(exc) if isinstance(exc, StganError) else unexpected(exc)
-                        prepared = [Result(p.item, "failed", error=_naming(p.item, message))
+                        prepared = [Result.failure(p.item, message)
                                     if isinstance(p, Prepared) else p for p in prepared]
                     for fut in pending:  # bound memory: the previous chunk is written before this one queues
                         report(fut.result())
                     pending = []
                     for p in prepared:
                         if isinstance(p, Result):
-                            pending.append(_done(p))
+                            pending.append(_finished(p))
                         else:
                             pending.append(pool.submit(guarded, self.finish, p.item, p, next(params)))
                 for fut in pending:
@@ -414,18 +340,7 @@ class Compositor:
         return lambda: torch.set_num_threads(before)
 
 
-def _naming(item: Item, message: str) -> str:
-    """A failure line that always says which files it is about."""
-    if str(item.bg) in message or str(item.fg) in message or (item.mask and str(item.mask) in message):
-        return message
-    return f"{item.fg} on {item.bg}: {message}"
-
-
-class _done:
-    """A finished result that quacks like a future."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
+def _finished(value) -> Future:
+    done = Future()
+    done.set_result(value)
+    return done

@@ -14,7 +14,7 @@ from . import compositing
 from ..core import frames
 from ..files import imageio
 from ..errors import StganError
-from ..model.modelstore import Placement
+from ..model.config import Placement
 
 
 @dataclass

@@ -34,7 +34,8 @@ class _Worker:
 
     def __init__(self, model_ref: str | None, offline: bool, options: dict):
         from ..model import modelstore
-        from .pipeline import Compositor, Options
+        from .job import Options
+        from .pipeline import Compositor
 
         model = modelstore.open_model(model_ref, offline) if model_ref is not None or options["iterations"] != 0 else None
         opts = Options(**{k: (Path(v) if k in ("init", "steps_dir") and v is not None else v) for k, v in options.items()})
@@ -65,8 +66,8 @@ def connect(address: str):
 def run(items: list[Item], model_ref: str | None, offline: bool, options, address: str = "local",
         on_result=None, actors: int | None = None):
     """Composite ``items`` on Ray; ``on_result(result)`` as each result arrives, in the items' order.
-    Returns the :class:`~stgan_cli.composite.pipeline.Result` list, as :meth:`Compositor.run` does."""
-    from .pipeline import Result
+    Returns the :class:`~stgan_cli.composite.job.Result` list, as :meth:`Compositor.run` does."""
+    from .job import Result
 
     if not items:
         return []

@@ -24,19 +24,10 @@ import torch
 import torch.nn as nn
 
 from ..files import atomic
-from ..core import frames, geometry
-from . import modelstore, onnx_graph
+from ..core import geometry
+from . import modelstore, onnx_graph, parity
 from ..core.geometry import expm_series
 from ..errors import StganError
-
-# An export must put the object's corners where PyTorch puts them, within this many pixels of the
-# model's frame (120x160 for indoor) after every generator.  Float32 rounding alone moves them by
-# ~3e-5 px (PyTorch float32 against float64, shipped models, generated rooms); the exports reorder
-# float32 sums and exponentiate by a float32 series, and land within 1.4e-3 to 2.3e-3 px of PyTorch
-# (onnx and pt2, both shipped models).  1e-2 px leaves room for other CPUs' kernels and stays
-# invisible: scaled to a 4K photo it is a quarter of a pixel.
-TOLERANCE_PX = 1e-2
-
 
 @dataclass(frozen=True)
 class Format:
@@ -97,85 +88,9 @@ def distinct_updates(generators) -> int:
     return generators.iterations if getattr(generators, "sequential_stages", True) else 1
 
 
-def reference(net, bg, fg, p0, *detail, iterations: int | None = None, limits=None):
-    """The PyTorch model's answer (exact matrix exponential) in the exports' output layout, with the
-    trust region ``limits`` (:class:`~stgan_cli.core.trust_region.Limits`) or none; ``detail``: the
-    background and canvas at the model's detail resolution, for a model that reads them."""
-    from ..core.trust_region import region
-
-    limit = region(limits, tuple(bg.shape[-2:]))
-    with torch.no_grad():
-        pred = net(bg, fg, p0, iterations=iterations, limit=limit, detail=tuple(detail) or None)
-    params = torch.stack(pred.params, 1)
-    return params, geometry.warp_matrix(params[:, -1])
-
-
-def example_inputs(size, batch: int = 3, seed: int = 0, detail: int = 0):
-    """Realistic inputs at ``size=(H, W)``: generated rooms, each with its piece of furniture as the
-    premultiplied foreground canvas, and initial parameters perturbed like the paper's (std 0.05);
-    with ``detail``, the background and canvas again at ``detail`` times the size (upsampled).
-
-    Random noise is not realistic: it drives the generators far outside what they were trained on,
-    where float32 differences grow into changes of the predicted warp that no real input shows."""
-    from ..data import synth_indoor
-
-    bgs, fgs = [], []
-    for i in range(batch):
-        _, (bg, obj, _) = synth_indoor.sample(seed, i, tuple(size))
-        bgs.append(torch.from_numpy(bg).permute(2, 0, 1).float() / 255)
-        fg = torch.from_numpy(obj).permute(2, 0, 1).float() / 255
-        fgs.append(torch.cat([fg[:3] * fg[3:], fg[3:]]))
-    p0 = torch.randn(batch, 8, generator=torch.Generator().manual_seed(seed)) * 0.05
-    bg, fg = torch.stack(bgs), torch.stack(fgs)
-    if not detail:
-        return bg, fg, p0
-    up = lambda t: torch.nn.functional.interpolate(t, scale_factor=detail, mode="bilinear", align_corners=False)  # noqa: E731
-    return bg, fg, p0, up(bg), up(fg)
-
-
 def input_names(config, first=("bg", "fg", "p0")) -> tuple[str, ...]:
     """The graph inputs of an export of a model with ``config``."""
     return tuple(first) + (("bg_detail", "fg_detail") if config.detail else ())
-
-
-def object_corners(fg: torch.Tensor) -> torch.Tensor:
-    """Corners ``(B, 4, 2)`` of the object's box in each canvas, canonical ``(x, y)``, float64; an
-    empty canvas stands in the frame's."""
-    boxes = frames.object_boxes(fg[:, 3].double(), 0.0)
-    boxes[boxes[:, 0] > boxes[:, 2]] = boxes.new_tensor([-1.0, -1.0, 1.0, 1.0])
-    return geometry.box_points(boxes)
-
-
-def corner_pixels(warps: torch.Tensor, corners: torch.Tensor, size) -> torch.Tensor:
-    """Where the canvas points ``corners`` (B, 4, 2) land in the background, in pixels of ``size``,
-    for ``fgcanvas_from_bg`` warps of shape ``(B, ..., 3, 3)``: the inverse map, in float64."""
-    lead = warps.shape[1:-2]
-    pts = torch.cat([corners, torch.ones_like(corners[..., :1])], -1).transpose(-1, -2)  # (B, 3, 4)
-    pts = pts.reshape(pts.shape[0], *([1] * len(lead)), 3, 4).expand(*warps.shape[:-2], 3, 4)
-    bg = torch.linalg.solve(warps.double(), pts)
-    pix = torch.from_numpy(geometry.pixel_from_canon(tuple(size))) @ bg
-    return (pix[..., :2, :] / pix[..., 2:, :]).transpose(-1, -2)
-
-
-def corner_distance(got, expected, inputs, size) -> float:
-    """The largest distance (pixels of the model's frame) between where two answers (params,
-    warp) put the object's corners, after every generator and through the returned warp matrix."""
-    corners = object_corners(inputs[1])
-    got_params, got_warp = (torch.as_tensor(g).double() for g in got)
-    exp_params, exp_warp = (e.double() for e in expected)
-    landed = lambda params, warp: torch.cat([
-        corner_pixels(torch.linalg.matrix_exp(geometry.sl3_matrix(params)), corners, size),
-        corner_pixels(warp[:, None], corners, size)], 1)
-    return (landed(got_params, got_warp) - landed(exp_params, exp_warp)).norm(dim=-1).max().item()
-
-
-def check(name: str, got, expected, inputs, size, path: Path) -> float:
-    """:func:`corner_distance` of an export from PyTorch, refused above :data:`TOLERANCE_PX`."""
-    diff = corner_distance(got, expected, inputs, size)
-    if not diff <= TOLERANCE_PX:
-        raise StganError(f"{path}: the {name} export puts the object's corners {diff:.2e} px from where "
-                         f"PyTorch puts them (> {TOLERANCE_PX:g} px at {size[0]}x{size[1]}); it was not kept")
-    return diff
 
 
 def _missing(modules) -> list[str]:
@@ -226,7 +141,7 @@ def export(model_ref: str, fmt: str, out: Path, offline: bool = False, say=None)
 
 
 def export_package(folder: Path, out: Path) -> dict:
-    """A copy of the model folder with a card that carries the Hub metadata header; reloaded to check."""
+    """A copy of the model folder with a card that carries the Hub metadata header; reloaded to check it."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StganError(f"{out}: exists and is not empty")
     _mkdir(out.parent)
@@ -243,8 +158,8 @@ def export_package(folder: Path, out: Path) -> dict:
             card = modelstore.CARD_HEADER + "\n" + card
         (tmp / modelstore.CARD_FILE).write_text(card, encoding="utf-8")
         original, copy = modelstore.load(str(folder)), modelstore.load(str(tmp))
-        inputs = example_inputs(original.config.image_size)
-        diff = check("package", reference(copy.net, *inputs), reference(original.net, *inputs), inputs,
+        inputs = parity.example_inputs(original.config.image_size)
+        diff = parity.check("package", parity.reference(copy.net, *inputs), parity.reference(original.net, *inputs), inputs,
                      original.config.image_size, out)
         for f in tmp.iterdir():
             atomic.make_public(f)
@@ -266,17 +181,17 @@ def export_onnx(model, out: Path, opset: int = 18) -> dict:
     net = model.net.float().eval()
     k = model.config.iterations
     pred = Predictor(net, k).eval()
-    inputs = example_inputs(model.config.image_size, detail=model.config.detail)
+    inputs = parity.example_inputs(model.config.image_size, detail=model.config.detail)
     names = input_names(model.config)
 
     def write(path: Path):
         onnx_graph.trace(pred, inputs, path, names, ("params", "warp"), opset)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        other = example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)  # another batch size too
+        other = parity.example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)  # another batch size too
         for sample in (inputs, other):
             got = session.run(None, {k: v.numpy() for k, v in zip(names, sample)})
-            result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
-                "onnx", got, reference(net, *sample, iterations=k), sample, model.config.image_size, out))
+            result["max_corner_px"] = max(result.get("max_corner_px", 0.0), parity.check(
+                "onnx", got, parity.reference(net, *sample, iterations=k), sample, model.config.image_size, out))
 
     result: dict = {"format": "onnx", "path": str(out), "opset": opset}
     _atomic(out, write)
@@ -298,7 +213,7 @@ def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> 
     net = model.net.float().eval()
     count = distinct_updates(net.generators)
     paths = [onnx_engine.step_path(out, i) for i in range(count)]
-    inputs = example_inputs(model.config.image_size, detail=model.config.detail)
+    inputs = parity.example_inputs(model.config.image_size, detail=model.config.detail)
     result: dict = {"format": "engine", "path": str(out), "opset": opset, "graphs": len(paths)}
     marks = onnx_engine.stamp(model.path, model.config)
     written = []
@@ -320,13 +235,13 @@ def export_engine(model, out: Path | None = None, opset: int = 18, say=None) -> 
             "trust region")
         engine = onnx_engine.OnnxEngine(out, model.path, model.config)
         limits = model.trust_limits()
-        for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)):
+        for sample in (inputs, parity.example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)):
             detail = tuple(t.numpy() for t in sample[3:]) or None
             for trust in (None, limits):
                 got = engine.predict(sample[0].numpy(), sample[1].numpy(), model.config.warps, trust, sample[2].numpy(),
                                      detail)
-                expected = reference(net, *sample, iterations=model.config.warps, limits=trust)
-                result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
+                expected = parity.reference(net, *sample, iterations=model.config.warps, limits=trust)
+                result["max_corner_px"] = max(result.get("max_corner_px", 0.0), parity.check(
                     "engine", (got.params, expm_series(geometry.sl3_matrix(torch.from_numpy(got.params[:, -1])))),
                     expected, sample, model.config.image_size, out))
     except BaseException:
@@ -340,7 +255,7 @@ def export_pt2(model, out: Path) -> dict:
     net = model.net.float().eval()
     k = model.config.iterations
     pred = Predictor(net, k).eval()
-    inputs = example_inputs(model.config.image_size, detail=model.config.detail)
+    inputs = parity.example_inputs(model.config.image_size, detail=model.config.detail)
     batch = torch.export.Dim("batch", min=1, max=1024)
     program = torch.export.export(pred, inputs, dynamic_shapes={name: {0: batch} for name in input_names(model.config)})
     result: dict = {"format": "pt2", "path": str(out)}
@@ -348,11 +263,11 @@ def export_pt2(model, out: Path) -> dict:
     def write(path: Path):
         torch.export.save(program, str(path))
         loaded = torch.export.load(str(path)).module()
-        for sample in (inputs, example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)):
+        for sample in (inputs, parity.example_inputs(model.config.image_size, batch=5, seed=1, detail=model.config.detail)):
             with torch.no_grad():
                 got = loaded(*sample)
-            result["max_corner_px"] = max(result.get("max_corner_px", 0.0), check(
-                "pt2", got, reference(net, *sample, iterations=k), sample, model.config.image_size, out))
+            result["max_corner_px"] = max(result.get("max_corner_px", 0.0), parity.check(
+                "pt2", got, parity.reference(net, *sample, iterations=k), sample, model.config.image_size, out))
 
     _atomic(out, write)
     return result

@@ -5,7 +5,7 @@ the foreground canvas and the current parameters ``p``, what the generator asks 
 one generator per iteration has one graph per generator (``model.step2.onnx``, .. beside it).  The
 loop of :func:`stgan_cli.model.nets.iterate` runs here in numpy, with the same trust region between
 updates (:mod:`stgan_cli.core.trust_region` is numpy for both engines), so a composite made this way puts
-the object where PyTorch puts it, within :data:`stgan_cli.model.export.TOLERANCE_PX` of the model frame.
+the object where PyTorch puts it, within :data:`stgan_cli.model.parity.TOLERANCE_PX` of the model frame.
 
 The graph is stamped with the SHA-256 of the ``model.safetensors`` it was exported from, and with the
 architecture, warp count and frame size; one that does not match its folder is refused (retrained

@@ -1,6 +1,6 @@
 """Training configuration: defaults < YAML file < ``--set key=value``; unknown keys are refused.
 
-The ``model:`` section is a model folder's ``config.yaml`` (:class:`~stgan_cli.model.modelstore.ModelConfig`,
+The ``model:`` section is a model folder's ``config.yaml`` (:class:`~stgan_cli.model.config.ModelConfig`,
 one schema, checked by the same code): what a run trains is what its model folder says it is.
 
 Defaults start from the original code's values (see ``../shared/DESIGN.md``): batch 20, lrD 1e-4,
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import StganError, UsageError, suggest
-from ..model.modelstore import ModelConfig
+from ..model.config import ModelConfig
 
 # Run folders and configs from before the model section was the model folder's schema.
 _OLD_MODEL_KEYS = {"placement_center": "center", "placement_scale": "scale"}

@@ -15,7 +15,8 @@ from stgan_cli.core import frames, geometry
 from stgan_cli.files import imageio
 from stgan_cli.cli import app
 from stgan_cli.composite.inputs import Item
-from stgan_cli.composite.pipeline import Compositor, Options
+from stgan_cli.composite.job import Options
+from stgan_cli.composite.pipeline import Compositor
 
 from conftest import REALDATA, random_model, scene, write_rgb, write_rgba
 

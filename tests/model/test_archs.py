@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stgan_cli.model import archs
-from stgan_cli.model import export, modelstore, nets
+from stgan_cli.model import export, parity, modelstore, nets
 from stgan_cli.core import geometry
 from stgan_cli.model.archs import refiner
 from stgan_cli.errors import StganError
@@ -97,8 +97,8 @@ def test_refiner_model_folder_round_trip(tmp_path):
     folder = random_model(tmp_path / "r", warps=3, std=1e-2, arch="refiner")
     loaded = modelstore.load(str(folder))
     assert loaded.config.arch == "refiner" and isinstance(loaded.net.generators, refiner.Refiner)
-    inputs = export.example_inputs((120, 160))
-    params, _ = export.reference(loaded.net, *inputs)
+    inputs = parity.example_inputs((120, 160))
+    params, _ = parity.reference(loaded.net, *inputs)
     assert params.shape == (3, 4, 8) and not torch.equal(params[:, -1], params[:, 0])
     cfg = (folder / "config.yaml").read_text().replace("arch: refiner", "arch: paper")
     (folder / "config.yaml").write_text(cfg)
@@ -112,13 +112,13 @@ def test_export_predictor_matches_the_model(arch):
     torch.manual_seed(0)
     net = nets.STGAN(3, (120, 160), discriminator=True, arch=arch).eval()
     torch.nn.init.normal_(net.generators.block.out.weight, std=1e-2)
-    inputs = export.example_inputs((120, 160))
+    inputs = parity.example_inputs((120, 160))
     pred = export.Predictor(net, 3)
     assert not any(n.startswith("net.discriminator") for n, _ in pred.named_parameters())
     with torch.no_grad():
         got = pred(*inputs)
-    expected = export.reference(net, *inputs, iterations=3)
-    assert export.corner_distance(got, expected, inputs, (120, 160)) < export.TOLERANCE_PX
+    expected = parity.reference(net, *inputs, iterations=3)
+    assert parity.corner_distance(got, expected, inputs, (120, 160)) < parity.TOLERANCE_PX
 
 
 def test_window_samples_like_opencv():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stgan_cli.model import export, modelstore
+from stgan_cli.model import export, parity, modelstore
 from stgan_cli.core import geometry
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError
@@ -59,8 +59,8 @@ def test_package_export_reloads_identically(model, tmp_path):
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: stgan") and "license:" in card and "tags:" in card
     a, b = modelstore.load(str(model)), modelstore.load(str(out))
-    inputs = export.example_inputs(a.config.image_size)
-    for x, y in zip(export.reference(a.net, *inputs), export.reference(b.net, *inputs)):
+    inputs = parity.example_inputs(a.config.image_size)
+    for x, y in zip(parity.reference(a.net, *inputs), parity.reference(b.net, *inputs)):
         assert torch.equal(x, y)
     r = run("export", model, "--format", "package", "--out", out)
     assert r.exit_code == 1 and "not empty" in r.stderr
@@ -72,19 +72,19 @@ def test_onnx_parity_and_dynamic_batch(onnx_file, model):
     import onnxruntime as ort
 
     path, result = onnx_file
-    assert result["max_corner_px"] <= export.TOLERANCE_PX and result["opset"] >= 17
+    assert result["max_corner_px"] <= parity.TOLERANCE_PX and result["opset"] >= 17
     graph = onnx.load(str(path))
     assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert not [f for f in path.parent.iterdir() if f.name != path.name]  # no external data, no leftovers
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     net = modelstore.load(str(model)).net
     for batch in (1, 7):
-        inputs = export.example_inputs((120, 160), batch=batch, seed=batch)
+        inputs = parity.example_inputs((120, 160), batch=batch, seed=batch)
         params, warp = session.run(None, {k: v.numpy() for k, v in zip(("bg", "fg", "p0"), inputs)})
-        ref_params, ref_warp = export.reference(net, *inputs)
+        ref_params, ref_warp = parity.reference(net, *inputs)
         assert params.shape == (batch, 4, 8) and warp.shape == (batch, 3, 3)
-        assert export.check("onnx", (params, warp), (ref_params, ref_warp), inputs, (120, 160), path) \
-            <= export.TOLERANCE_PX
+        assert parity.check("onnx", (params, warp), (ref_params, ref_warp), inputs, (120, 160), path) \
+            <= parity.TOLERANCE_PX
         assert (ref_params[:, -1] - ref_params[:, 0]).abs().max() > 1e-3  # the generators do move
 
 
@@ -92,16 +92,16 @@ def test_pt2_parity(model, tmp_path):
     out = tmp_path / "model.pt2"
     r = run("export", model, "--format", "pt2", "--out", out)
     assert r.exit_code == 0, r.stderr
-    assert json.loads(r.stdout)["max_corner_px"] <= export.TOLERANCE_PX
+    assert json.loads(r.stdout)["max_corner_px"] <= parity.TOLERANCE_PX
     program = torch.export.load(str(out)).module()
-    inputs = export.example_inputs((120, 160), batch=2, seed=9)
+    inputs = parity.example_inputs((120, 160), batch=2, seed=9)
     got = program(*inputs)
-    ref = export.reference(modelstore.load(str(model)).net, *inputs)
-    assert export.check("pt2", got, ref, inputs, (120, 160), out) <= export.TOLERANCE_PX
+    ref = parity.reference(modelstore.load(str(model)).net, *inputs)
+    assert parity.check("pt2", got, ref, inputs, (120, 160), out) <= parity.TOLERANCE_PX
 
 
 def test_a_failed_check_keeps_nothing(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "TOLERANCE_PX", -1.0)  # no export can pass this
+    monkeypatch.setattr(parity, "TOLERANCE_PX", -1.0)  # no export can pass this
     with pytest.raises(StganError, match="from where PyTorch puts them"):
         export.export(str(model), "pt2", tmp_path / "bad.pt2")
     assert list(tmp_path.iterdir()) == []
@@ -109,15 +109,15 @@ def test_a_failed_check_keeps_nothing(model, tmp_path, monkeypatch):
 
 def test_corner_check_measures_pixels_in_the_models_frame():
     """A warp that moves the object by exactly 1 px (x) at 120x160 is 1 px away."""
-    inputs = export.example_inputs((120, 160), batch=2)
+    inputs = parity.example_inputs((120, 160), batch=2)
     p = torch.zeros(2, 3, 8, dtype=torch.float64)
     shifted = p.clone()
     shifted[..., 0] = -2.0 / 160  # canvas_from_bg moves sampling left: the object moves right by 1 px
     warp = lambda q: torch.linalg.matrix_exp(geometry.sl3_matrix(q[:, -1]))
-    diff = export.corner_distance((shifted, warp(shifted)), (p, warp(p)), inputs, (120, 160))
+    diff = parity.corner_distance((shifted, warp(shifted)), (p, warp(p)), inputs, (120, 160))
     assert diff == pytest.approx(1.0, abs=1e-9)
     with pytest.raises(StganError, match="1.00e[+]00 px from where PyTorch puts them"):
-        export.check("test", (shifted, warp(shifted)), (p, warp(p)), inputs, (120, 160), Path("x"))
+        parity.check("test", (shifted, warp(shifted)), (p, warp(p)), inputs, (120, 160), Path("x"))
 
 
 def test_exports_get_ordinary_permissions(model, tmp_path):

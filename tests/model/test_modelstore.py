@@ -84,7 +84,7 @@ def test_default_iterations_is_honoured_by_composite_eval_and_export(tmp_path):
     from typer.testing import CliRunner
 
     from conftest import cutout_rgba, random_model, scene, write_rgb, write_rgba
-    from stgan_cli.model import export
+    from stgan_cli.model import export, parity
     from stgan_cli.cli import app
 
     model = random_model(tmp_path / "m", warps=3)
@@ -108,7 +108,7 @@ def test_default_iterations_is_honoured_by_composite_eval_and_export(tmp_path):
     r = run("eval", model, "--data", data / "test", "--n", "4", "--json")
     assert r.exit_code == 0, r.stderr
     assert len(json.loads(r.stdout)["corner_error"]) == 3  # initial, after G1, after G2
-    inputs = export.example_inputs((120, 160), batch=2)
+    inputs = parity.example_inputs((120, 160), batch=2)
     params, _ = export.Predictor(loaded.net, loaded.config.iterations)(*inputs)
     assert params.shape == (2, 3, 8)
     cfg["default_iterations"] = 4
