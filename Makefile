@@ -18,9 +18,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m stgan_cli.demo
 
-# Everything (what CI runs).
+# Everything (what CI runs): one pytest-xdist worker per core, each computing on one thread
+# (tests/conftest.py); a file's tests stay on one worker, so its fixtures are made once.
+XDIST  := -n auto --dist loadfile
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # Everything, and the page of `stgan app` driven in headless Chromium (Debian's chromium and
 # chromium-driver, installed here if missing: needs root; and selenium in the venv).
@@ -28,11 +30,11 @@ test-all: $(STAMP)
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 	$(PY) -m pip install -q 'selenium>=4.10'
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # Everyday work: the same minus the tests marked slow.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m 'not slow'
+	$(PY) -m pytest -q $(XDIST) -m 'not slow'
 
 bench: $(STAMP)
 	$(PY) benchmarks/composite.py

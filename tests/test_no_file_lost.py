@@ -196,7 +196,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, model_dir):
 
 @pytest.mark.parametrize("setting,words", [
     ("optim.lr_g=nan", "finite"), ("optim.lr_g=1e999", "finite"), ("optim.lr_g=-0.1", "above 0"),
-    ("data.eval_samples=-5", "at least 1"), ("run.eval_every=-1", ">= 0"),
+    ("data.eval_samples=-5", ">= 1"), ("run.eval_every=-1", ">= 0"),
 ])
 def test_training_numbers_are_refused_at_start(tmp_path, setting, words):
     r = run("train", "--config", SMOKE, "--data", tmp_path, "--out", tmp_path / "run", "--set", setting)
@@ -210,10 +210,10 @@ def test_absurd_coordinates_are_a_usage_error_without_warnings(room, tmp_path):
     fg, bg = room
     r = run("composite", fg, bg, "--out", tmp_path / "o.png", "--box", "0,0,1e300,1e300")
     one_line(r, 2, "--box", "1e+06")
-    assert "RuntimeWarning" not in r.stderr and len(r.stderr) < 300
+    assert "RuntimeWarning" not in r.stderr and len(r.stderr.replace(str(tmp_path), "")) < 300  # paths apart
     r = run("composite", fg, bg, "--out", tmp_path / "o.png", "-k", "0", "--at", "9e5,9e5", "--scale", "1")
     line = one_line(r, 1, "outside")
-    assert "RuntimeWarning" not in r.stderr and len(line) < 300
+    assert "RuntimeWarning" not in r.stderr and len(line.replace(str(tmp_path), "")) < 300
 
 
 @pytest.mark.parametrize("args", [

@@ -103,6 +103,7 @@ def _refuses(folder: str) -> bool:
 
 # --- 1. glasses batches: the Haar cascades are used from several threads -----------------------
 
+@pytest.mark.slow
 def test_face_detection_from_many_threads_equals_one_thread():
     photos = sorted(FACES.glob("*.jpg"))[:8] if FACES.is_dir() else []
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in photos]
@@ -145,29 +146,7 @@ def test_glasses_batch_on_real_photos_never_crashes(tmp_path):
     assert len(files(tmp_path / "out")) + len(failed) == 16
 
 
-# --- 2. the shipped models export; the example runs on the default model ----------------------
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name,fmt", [("indoor", "onnx"), ("indoor", "pt2"), ("glasses", "pt2"), ("glasses", "onnx")])
-def test_shipped_models_export(name, fmt, tmp_path):
-    pytest.importorskip("onnxruntime")
-    out = tmp_path / f"{name}.{fmt}"
-    r = run("export", name, "--format", fmt, "--out", out)
-    assert r.exit_code == 0, r.stderr
-    result = json.loads(r.stdout)
-    assert result["max_corner_px"] <= 1e-2 and out.stat().st_mode & 0o044 == 0o044
-    assert files(tmp_path) == [out.name]
-    if name == "indoor" and fmt == "onnx":
-        data = ROOT / "sample_data"
-        box = ",".join(str(v) for v in json.loads((data / "object_0.json").read_text())["box"])
-        ex = subprocess.run([sys.executable, str(ROOT / "examples" / "onnx_composite.py"), str(out),
-                             str(data / "object_0.png"), str(data / "room_0.png"), str(tmp_path / "ex.png"),
-                             "--box", box], capture_output=True, text=True)
-        assert ex.returncode == 0, ex.stderr
-        r = run("composite", data / "object_0.png", data / "room_0.png", "--out", tmp_path / "torch.png", "--box", box)
-        assert r.exit_code == 0, r.stderr
-        a, b = (cv2.imread(str(tmp_path / n)).astype(int) for n in ("ex.png", "torch.png"))
-        assert np.abs(a - b).mean() < 0.5
+# --- 2. the shipped models export: tests/model/test_shipped_exports.py --------------------------
 
 
 # --- 3. no silent data loss -----------------------------------------------------------------------

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from stgan_cli.core import geometry
@@ -33,6 +34,7 @@ def test_repeat_g1_applies_the_first_generator_k_times(tmp_path):
     torch.testing.assert_close(got, p)
 
 
+@pytest.mark.slow
 def test_critic_probe_trains_d_alone_and_reports_its_ranking(tmp_path):
     from stgan_cli.data import synth_indoor as si
 

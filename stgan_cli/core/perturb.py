@@ -12,9 +12,12 @@ import numpy as np
 from . import frames
 
 TRANSLATION = (0, 4)  # indices of p1 (x) and p5 (y)
+# The paper's perturbation: the std of every sl(3) parameter, and the translations' extra std.  A
+# model trained without a record of its own (provenance.perturbation) is taken to have used it.
+PAPER_STD = (0.1, 0.1)
 
 
-def warp_noise(n: int, std_homography: float = 0.1, std_translation: float = 0.1,
+def warp_noise(n: int, std_homography: float = PAPER_STD[0], std_translation: float = PAPER_STD[1],
                rng: np.random.Generator | None = None) -> np.ndarray:
     """``(n, 8)`` float64 sl(3) perturbations."""
     rng = rng or np.random.default_rng()

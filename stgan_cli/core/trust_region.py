@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import frames
+from .perturb import PAPER_STD
 from ..errors import UsageError
 
 MEASURES = ("move", "scale", "rotate", "shape")
@@ -50,7 +51,7 @@ class Limits:
     scale: float | None = None  # scale within [1/scale, scale]
     rotate: float | None = None  # degrees
     shape: float | None = None  # RMS corner residual after the best similarity, in object sizes
-    perturbation: tuple[float, float] = (0.1, 0.1)
+    perturbation: tuple[float, float] = PAPER_STD
     quantile: float = QUANTILE
 
     def to_dict(self) -> dict:

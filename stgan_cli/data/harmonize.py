@@ -182,11 +182,13 @@ def is_harmonize_dataset(folder: Path) -> bool:
         return False
 
 
-def load_pair(folder: Path, row: dict) -> Pair:
-    """One pair at full resolution: the truth, the mask and the composite made from the change."""
+def load_pair(folder: Path, row: dict, truth: np.ndarray | None = None) -> Pair:
+    """One pair at full resolution: the truth, the mask and the composite made from the change.
+    ``truth``: the row's photo, already decoded (its other objects' pairs share it)."""
     from ..files import imageio
 
-    truth = imageio.read_image(Path(folder) / row["photo"]).pixels[..., :3].astype(np.float32) / 255
+    if truth is None:
+        truth = imageio.read_image(Path(folder) / row["photo"]).pixels[..., :3].astype(np.float32) / 255
     mask = imageio.read_image(Path(folder) / row["mask"]).pixels
     mask = (mask if mask.ndim == 2 else mask[..., 0]) > 127
     return Pair(row["name"], truth, mask, colour.apply_change(truth, mask, row["change"]), row)

@@ -27,9 +27,10 @@ def measure(folder: Path, harmonizer, on_pair=None, keep: bool = False) -> tuple
     """Per pair, the measures of every method; with ``keep`` also each pair's images (name -> dict)."""
     from ..composite.harmonize import harmonize_pixels, predict
 
-    rows, images = [], {}
+    rows, images, photo = [], {}, (None, None)
     for row in pairs.read_rows(folder):
-        p = pairs.load_pair(folder, row)
+        p = pairs.load_pair(folder, row, photo[1] if photo[0] == row["photo"] else None)
+        photo = (row["photo"], p.truth)  # decoded once for all its objects (rows of a photo follow each other)
         outs = {"composite": p.composite, "stats": colour.stats_transfer(p.composite, p.mask)}
         outs["harmonized"] = harmonize_pixels(p.composite, p.mask, predict(harmonizer, p.composite, p.mask))
         r = {"name": p.name, "area": row["area"], "source": row.get("source", ""), "change": sorted(row["change"])}

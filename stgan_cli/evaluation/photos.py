@@ -32,6 +32,7 @@ import numpy as np
 
 from ..composite import compositing
 from ..core import frames
+from ..core.perturb import PAPER_STD
 from ..files import imageio
 from ..errors import StganError
 
@@ -114,7 +115,7 @@ def load_cases(folder: Path, max_pixels: int = imageio.DEFAULT_MAX_PIXELS) -> li
 
 
 def initial_placements(cases: list[Case], protocol: str, rng: np.random.Generator, box_std: float = BOX_STD,
-                       sl3_std: tuple[float, float] = (0.1, 0.1)) -> list[np.ndarray]:
+                       sl3_std: tuple[float, float] = PAPER_STD) -> list[np.ndarray]:
     """``bg_from_fg`` where each case starts (pixels of its photo)."""
     if protocol == "truth":
         return [np.eye(3) for _ in cases]

@@ -16,9 +16,8 @@ from ..errors import StganError, UsageError
 
 def _trained_perturbation(model, homography, translation) -> tuple[float, float]:
     """The sl(3) std of every parameter and the extra translation std: given, else the model's training ones."""
-    trained = (model.config.provenance or {}).get("perturbation", {})
-    return (homography if homography is not None else trained.get("homography", 0.1),
-            translation if translation is not None else trained.get("translation", 0.1))
+    trained = model.config.trained_perturbation
+    return (homography if homography is not None else trained[0], translation if translation is not None else trained[1])
 
 
 def check_iterations(opened, iterations: int | None) -> None:

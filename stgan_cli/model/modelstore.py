@@ -69,9 +69,7 @@ class LoadedModel:
         """The model's trust region (:class:`~stgan_cli.core.trust_region.Limits`)."""
         from ..core import trust_region
 
-        trained = (self.config.provenance or {}).get("perturbation") or {}
-        perturbation = (float(trained.get("homography", 0.1)), float(trained.get("translation", 0.1)))
-        return trust_region.Limits(**(self.config.trust_region or {}), perturbation=perturbation)
+        return trust_region.Limits(**(self.config.trust_region or {}), perturbation=self.config.trained_perturbation)
 
     def to(self, device: str) -> "LoadedModel":
         self.device = device

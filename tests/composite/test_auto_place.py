@@ -261,6 +261,7 @@ def test_training_teaches_the_critic_where_objects_stand():
     assert after["rank_percentile_median"] < 15
 
 
+@pytest.mark.slow
 def test_the_onnx_critic_scores_as_pytorch_and_refuses_stale_weights(tmp_path):
     pytest.importorskip("onnxruntime")
     import shutil
@@ -288,6 +289,7 @@ def test_the_onnx_critic_scores_as_pytorch_and_refuses_stale_weights(tmp_path):
     assert isinstance(auto.open_critic(str(folder)), C.PlacementCritic)
 
 
+@pytest.mark.slow
 def test_the_onnx_path_imports_no_torch(tmp_path, critic_dir):
     """A no-box composite with the onnx critic and the onnx engine never imports PyTorch."""
     pytest.importorskip("onnxruntime")

@@ -127,6 +127,7 @@ def test_the_anchor_sits_where_real_wearers_lenses_do():
     assert abs(np.median(below)) < 0.01 and np.abs(below).max() < 0.16
 
 
+@pytest.mark.slow
 @needs_real
 @needs_dlib
 def test_faces_with_glasses_are_told_from_bare_ones():

@@ -87,10 +87,11 @@ def test_untrained_refiner_is_identity_and_trains(arch):
 
 @pytest.mark.parametrize("arch", REFINERS)
 def test_empty_canvas_does_not_break_the_update(arch):
+    torch.manual_seed(0)  # a seed on which refiner-lite's update ran away before the guard
     net = nets.STGAN(2, (60, 80), discriminator=False, arch=arch)
     torch.nn.init.normal_(net.generators.block.out.weight, std=0.1)
     pred = net(torch.rand(1, 3, 60, 80), torch.zeros(1, 4, 60, 80))
-    assert torch.isfinite(pred.params[-1]).all()
+    assert torch.equal(pred.params[-1], torch.zeros(1, 8))  # nothing to move
 
 
 def test_refiner_model_folder_round_trip(tmp_path):

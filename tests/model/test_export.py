@@ -17,7 +17,7 @@ from stgan_cli.core import geometry
 from stgan_cli.cli import app
 from stgan_cli.errors import StganError
 
-from conftest import cutout_rgba, random_model, scene, write_rgb, write_rgba
+from conftest import cutout_rgba, fill_cache, random_model, scene, write_rgb, write_rgba
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
@@ -66,6 +66,7 @@ def test_package_export_reloads_identically(model, tmp_path):
     assert r.exit_code == 1 and "not empty" in r.stderr
 
 
+@pytest.mark.slow
 @needs_onnx
 def test_onnx_parity_and_dynamic_batch(onnx_file, model):
     import onnx
@@ -172,17 +173,6 @@ def test_export_refusals(model, tmp_path, case):
 
 # --- the Hub, offline ------------------------------------------------------------------------
 
-def fill_cache(cache: Path, repo: str, model: Path, commit: str = "a" * 40) -> None:
-    """A Hugging Face cache as huggingface_hub lays it out, with the model at refs/main."""
-    root = cache / f"models--{repo.replace('/', '--')}"
-    snap = root / "snapshots" / commit
-    snap.mkdir(parents=True)
-    for f in model.iterdir():
-        (snap / f.name).write_bytes(f.read_bytes())
-    (root / "refs").mkdir()
-    (root / "refs" / "main").write_text(commit)
-
-
 def test_hf_hub_model_from_the_local_cache_offline(model, tmp_path, monkeypatch):
     cache = tmp_path / "hf"
     fill_cache(cache, "someone/stgan-test", model)
@@ -223,6 +213,7 @@ def test_push_without_token_or_network(model, tmp_path, monkeypatch):
     assert list((tmp_path / "tmp").iterdir()) == []  # the staged package is gone
 
 
+@pytest.mark.slow
 @needs_onnx
 def test_example_script_matches_stgan_composite(onnx_file, model, tmp_path):
     path, _ = onnx_file

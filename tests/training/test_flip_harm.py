@@ -52,9 +52,9 @@ def test_flip_off_draws_what_it_drew_before(rooms):
 
 
 @pytest.mark.parametrize("sets,message", [
-    (["perturb.flip=1.5"], "perturb.flip is a share"),
-    (["optim.harm_weight=-1"], "harm_weight must be >= 0"),
-    (["optim.harm_warmup=1.5"], "harm_warmup must be in"),
+    (["perturb.flip=1.5"], "perturb.flip must be a share"),
+    (["optim.harm_weight=-1"], "harm_weight must be a finite number >= 0"),
+    (["optim.harm_warmup=1.5"], r"harm_warmup must be a share, in \[0, 1\]"),
 ])
 def test_flip_and_harm_are_checked(sets, message):
     with pytest.raises(StganError, match=message):

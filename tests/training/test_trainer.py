@@ -57,19 +57,19 @@ def test_config_precedence_and_types(tmp_path):
 @pytest.mark.parametrize("content,sets,message", [
     ("optim:\n  lr_gg: 1\n", [], "unknown key 'optim.lr_gg' (did you mean 'lr_g'?)"),
     ("", ["stages.wrap=3"], "unknown key 'stages.wrap' (did you mean 'warp'?)"),
-    ("", ["model.warps=two"], "--set: model: warps must be a whole number"),
+    ("", ["model.warps=two"], "--set: model.warps must be a whole number >= 1, not 'two'"),
     ("", ["optim.batch_size=5", "optim.grad_accum=2"], "divisible"),
     ("", ["data.kind=triplets"], "paired, unpaired or glasses"),
-    ("", ["optim.pretrain_rounds=0"], "pretrain_rounds must be at least 1"),
-    ("", ["optim.lr_g=nan"], "optim.lr_g: must be a finite number"),
-    ("", ["optim.lr_g=1e999"], "optim.lr_g: must be a finite number"),
-    ("", ["optim.lr_g=-0.1"], "optim.lr_g must be above 0"),
-    ("", ["data.eval_samples=-5"], "data.eval_samples must be at least 1"),
-    ("", ["perturb.homography=-0.1"], "perturb.homography must be >= 0"),
-    ("", ["optim.betas=[0.5, 1.5]"], "optim.betas must be two numbers"),
+    ("", ["optim.pretrain_rounds=0"], "optim.pretrain_rounds must be a whole number >= 1, not 0"),
+    ("", ["optim.lr_g=nan"], "optim.lr_g must be a finite number above 0, not 'nan'"),
+    ("", ["optim.lr_g=1e999"], "optim.lr_g must be a finite number above 0, not '1e999'"),
+    ("", ["optim.lr_g=-0.1"], "optim.lr_g must be a finite number above 0, not -0.1"),
+    ("", ["data.eval_samples=-5"], "data.eval_samples must be a whole number >= 1, not -5"),
+    ("", ["perturb.homography=-0.1"], "perturb.homography must be a finite number >= 0, not -0.1"),
+    ("", ["optim.betas=[0.5, 1.5]"], "optim.betas must be two numbers in [0, 1)"),
     ("", ["data.kind=unpaired", "stages.pretrain=0", "optim.supervised_weight=1"], "needs paired data"),
-    ("", ["optim.lr_decay_floor=2"], "lr_decay_floor is a fraction"),
-    ("model: [1, 2]\n", [], "should be a mapping"),
+    ("", ["optim.lr_decay_floor=2"], "optim.lr_decay_floor must be a share, in [0, 1], not 2"),
+    ("model: [1, 2]\n", [], "model must be a mapping of settings, not list"),
     ("optim: {lr_g: 1\n", [], "not valid YAML"),
 ])
 def test_config_errors(tmp_path, content, sets, message):
@@ -133,6 +133,7 @@ def test_same_seed_same_losses(tiny, tmp_path):
     assert strip(rows[0]) == strip(rows[1])
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny, tmp_path):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert run("train", "-c", SMOKE, "--data", tiny, "--out", straight).exit_code == 0
@@ -181,6 +182,7 @@ def test_killed_during_checkpoint_write_leaves_the_previous_one(tmp_path):
     assert not list(tmp_path.glob(".checkpoint.*.part"))  # the next save clears what the kill left
 
 
+@pytest.mark.slow
 def test_refine_writes_a_new_model_that_records_its_origin(tiny, tmp_path):
     base = tmp_path / "base"
     assert run("train", "-c", SMOKE, "--data", tiny, "--out", base).exit_code == 0
@@ -304,16 +306,17 @@ def test_learning_rate_decay_stops_at_its_floor(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_supervised_pretraining_halves_the_corner_error(tmp_path):
-    """The learning test: a fixed set of 8 rooms, evaluated on 64 fixed perturbations of them."""
+    """The learning test: a fixed set of 8 rooms, evaluated on 64 fixed perturbations of them (at
+    32x48 and 300 steps: 0.44 of the error, in 35 s on one thread; 48x64 and 500 steps took 76 s)."""
     root = tmp_path / "d"
-    si.generate(root, 8, seed=1, size=(48, 64), split=1.0, workers=1)
+    si.generate(root, 8, seed=1, size=(32, 48), split=1.0, workers=1)
     shutil.copytree(root / "train", root / "test")
-    t = quiet_trainer(tmp_path / "run", "stages.pretrain=500", "stages.d_pretrain=0", "stages.warp=0",
-                      "stages.end_to_end=0", "model.warps=1", "optim.lr_pretrain=1e-3", "optim.batch_size=16",
-                      "optim.grad_accum=1", "optim.lr_decay_every=150", "data.eval_samples=64",
+    t = quiet_trainer(tmp_path / "run", "stages.pretrain=300", "stages.d_pretrain=0", "stages.warp=0",
+                      "stages.end_to_end=0", "model.warps=1", "model.image_size=[32, 48]", "optim.lr_pretrain=1e-3",
+                      "optim.batch_size=16", "optim.grad_accum=1", "optim.lr_decay_every=90", "data.eval_samples=64",
                       "optim.pretrain_rounds=2", data=root)
     before = t.evaluate()["corner_error"][0]
-    for _ in range(500):
+    for _ in range(300):
         t.train_step()
     after = t.evaluate()["corner_error"][1]
     assert after <= 0.5 * before, (before, after)
@@ -324,10 +327,11 @@ def test_supervised_pretraining_halves_the_corner_error(tmp_path):
         p1 = p0 + gen(bg, geometry.warp_foreground(fg, p0))
         p2 = p1 + gen(bg, geometry.warp_foreground(fg, p1))
     boxes = frames.object_boxes(fg[:, 3])
-    once, twice = (metrics.placement_errors(p, boxes, (48, 64))["corner_error"].mean().item() for p in (p1, p2))
+    once, twice = (metrics.placement_errors(p, boxes, (32, 48))["corner_error"].mean().item() for p in (p1, p2))
     assert once == pytest.approx(after, rel=1e-4) and twice < 0.9 * once, (once, twice)
 
 
+@pytest.mark.slow
 def test_distributed_two_cpu_processes_stay_in_sync(tiny, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
