@@ -23,7 +23,7 @@ import torch
 from ..files import atomic
 from ..core import geometry
 from ..model import modelstore, nets
-from ..core import metrics as evaluation_metrics
+from ..core import metrics as placement_metrics
 from ..errors import StganError
 from . import checkpoint, config as config_mod, report, stages, steps
 from .batches import Batches
@@ -216,7 +216,7 @@ class Trainer:
         self.net.eval()
         bg, fg, p0 = self.batches.held_out(self.cfg.data.eval_samples)
         pred = self.net(bg, fg, p0, iterations=self.trained_warps())
-        metrics = evaluation_metrics.iteration_metrics(pred, fg, self.size)
+        metrics = placement_metrics.iteration_metrics(pred, fg, self.size)
         return {k: [round(float(x), 4) for x in metrics[k].mean(1)] for k in ("corner_error", "shape_error", "iou")}
 
     @torch.no_grad()
