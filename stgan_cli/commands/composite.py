@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import (check_device_name, check_finite, friendly_errors, log, parse_numbers, progress_bar,
+from ._common import (check_device_name, friendly_errors, log, parse_numbers, progress_bar,
                       resolve_device)
 from .options import DEFAULT_MAX_PIXELS, DeviceOpt, ModelOpt, OfflineOpt
 
@@ -92,7 +92,6 @@ def composite(
     from ..composite.job import Options, Result
     from ..composite.pipeline import Compositor
 
-    check_finite(scale, "--scale")
     opts = Options(iterations=iterations, box=parse_numbers(box, 4, "--box") if box else None,
                    at=parse_numbers(at, 2, "--at") if at else None, scale=scale, init=init, save_warp=save_warp,
                    save_mask=save_mask, steps_dir=steps, max_pixels=max_pixels, batch_size=batch_size, place=place,

@@ -50,10 +50,11 @@ def object_boxes(alpha, threshold: float = 0.5):
     over ``threshold``: the project's one box of an object.  A numpy array gives float64; a torch
     tensor gives its own dtype and device, in torch operations (the generators trace it into their
     ONNX graphs).  An empty mask gives an inverted box."""
-    b, h, w = alpha.shape
+    _, h, w = alpha.shape
     on = alpha > threshold
     cols, rows = on.any(1), on.any(2)
-    if hasattr(alpha, "detach"):  # torch, imported only by its callers
+    is_torch = hasattr(alpha, "detach")  # torch is imported only by its callers
+    if is_torch:
         import torch
 
         xs, ys = torch.arange(w, device=alpha.device), torch.arange(h, device=alpha.device)
@@ -67,7 +68,7 @@ def object_boxes(alpha, threshold: float = 0.5):
     x1, x2 = lo(where(cols, xs, big)), hi(where(cols, xs, -big)) + 1
     y1, y2 = lo(where(rows, ys, big)), hi(where(rows, ys, -big)) + 1
     out = stack([2 * x1 / w - 1, 2 * y1 / h - 1, 2 * x2 / w - 1, 2 * y2 / h - 1], 1)
-    return out.to(alpha.dtype) if hasattr(out, "to") else out.astype(np.float64)
+    return out.to(alpha.dtype) if is_torch else out.astype(np.float64)
 
 
 def sl3_matrix(p: np.ndarray) -> np.ndarray:

@@ -86,7 +86,8 @@ def text(choices: tuple[str, ...] | None = None, optional: bool = False, what: s
             raise ValueError
         return value
 
-    what = what or ("text" if choices is None else " or ".join(choices).replace(" or ", ", ", len(choices) - 2))
+    if what is None:
+        what = "text" if choices is None else " or ".join([", ".join(choices[:-1]), choices[-1]] if len(choices) > 1 else choices)
     return Rule(what + (", or null" if optional else ""), convert)
 
 

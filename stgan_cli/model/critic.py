@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .archs.efficientnet_lite import CHANNELS, STRIDE_ENDS, EfficientNetLite0, load_imagenet
-from .critic_run import FRAME, KIND, OBJECT, ONNX_FILE, OnnxCritic, object_crop, read_config  # noqa: F401
+from .critic_run import FRAME, KIND, OBJECT, OnnxCritic, object_crop, read_config  # noqa: F401
+from .kinds import ONNX_FILE
 
 # Where the photo is read about a box, in the box's own units (0..1 across, 0..1 down): the support
 # below it, above it, its sides, the wider context, and the middle of its bottom edge.

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import kinds
-from .kinds import FRAME, ONNX_FILE  # noqa: F401  (part of what this kind is)
+from .kinds import FRAME
 
 KIND = kinds.HARMONIZER
 

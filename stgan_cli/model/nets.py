@@ -90,7 +90,7 @@ def iterate(generators, bg: torch.Tensor, fg: torch.Tensor, p0: torch.Tensor | N
     previous result without its graph (every iterate then answers for itself); ``autocast`` is the
     context the updates run in (mixed precision)."""
     n = generators.iterations if iterations is None else iterations
-    if not 0 <= n <= (generators.iterations if block is None else n):
+    if n < 0 or (block is None and n > generators.iterations):
         raise ValueError(f"iterations must be in 0..{generators.iterations}, got {n}")
     expm = expm or torch.linalg.matrix_exp
     warp = lambda p: geometry.warp_image(fg, expm(geometry.sl3_matrix(p)))

@@ -217,9 +217,9 @@ class Refiner(nn.Module):
             dp = corner_update(target - corners, center, half, jinv)
             for _ in range(NEWTON_STEPS):  # quasi-Newton, the box's Jacobian standing in for the exact one
                 dp = dp + corner_update(target - geometry.displayed(pts, p + dp, expm), center, half, jinv)
-            # No object in the canvas, nothing to move: the frame standing in for its box, the
-            # quasi-Newton steps can run away (p ~ 1e2 after one update, then inf).
-            empty = ~(fg[:, 3] > 0.5).flatten(1).any(1)
+        # No object in the canvas, nothing to move: with the frame standing in for its box, the
+        # quasi-Newton steps can run away (p ~ 1e2 after one update, then inf).
+        empty = ~(fg[:, 3] > 0.5).flatten(1).any(1)
         return torch.where(empty[:, None], torch.zeros_like(dp), dp)
 
     def trained_by(self, stage_index: int | None) -> list[nn.Module]:
